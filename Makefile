@@ -1,0 +1,97 @@
+# prakat: build, test and run.  `make` builds everything into build/.
+#   make run      install missing Debian packages, build, start prakatd on conf/run.conf
+#   make check    unit + integration tests, then again under AddressSanitizer + UBSan
+#   make bench    benchmarks (figures are printed, not asserted)
+#   make SANITIZE=1 BUILD=build-asan   the sanitizer build on its own
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS     := libsystemd libcurl jansson libmosquitto inih
+PLUGINDIR ?= $(PREFIX)/lib/prakat/channels
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Isrc -Ichannels \
+            -DPRAKAT_PLUGIN_DIR='"$(PLUGINDIR)"'
+ifeq ($(SANITIZE),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+# Dependencies only through pkg-config.  `make deps` first if this fails.
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+MAINS      := src/prakatd.c src/prakat.c
+CORE_SRC   := $(filter-out $(MAINS),$(wildcard src/*.c))
+CORE_OBJ   := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+CHANNELS   := $(notdir $(wildcard channels/*/))
+PLUGINS    := $(CHANNELS:%=$(BUILD)/channels/%.so)
+UNIT_SRC   := $(wildcard tests/unit/test-*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+DEBIAN_PKGS := build-essential pkg-config libsystemd-dev libcurl4-openssl-dev libjansson-dev \
+               libmosquitto-dev libinih-dev libcmocka-dev mosquitto mosquitto-clients \
+               python3 python3-feedparser chromium valgrind
+
+.PHONY: all deps run check check-unit check-integration check-asan bench clean
+all: $(BUILD)/prakatd $(BUILD)/prakat $(PLUGINS) $(UNIT_BIN)
+
+deps:
+	@missing=""; for p in $(DEBIAN_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) channels/prakat-channel.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libprakat.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/prakatd: $(BUILD)/obj/prakatd.o $(BUILD)/libprakat.a
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(DEP_LIBS) -ldl -lm
+
+$(BUILD)/prakat: $(BUILD)/obj/prakat.o $(BUILD)/libprakat.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -ldl -lm
+
+# A plugin includes only channels/prakat-channel.h and links against nothing of the core.
+$(BUILD)/channels/%.so: $(wildcard channels/%/*.c) channels/prakat-channel.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $(wildcard channels/$*/*.c) $(LDFLAGS) -lm
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprakat.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libprakat.a \
+	  $(LDFLAGS) $(CMOCKA_LIBS) $(DEP_LIBS) -ldl -lm
+
+# A plugin's unit test #includes the plugin's source, so it depends on it.
+$(BUILD)/tests/test-website: $(wildcard channels/website/*.c)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/run-local.sh $(BUILD)
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=build-asan all
+	@sh tests/run-all.sh build build-asan
+
+check-unit: all
+	@sh tests/run-all.sh --unit-only $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@sh tests/bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prakat-channel.h: the whole ABI between prakatd and a channel plugin.
+ *
+ * A channel plugin is a shared object (build/channels/NAME.so) that exports one
+ * symbol, PRAKAT_CHANNEL_SYMBOL, a `const prakat_channel_plugin`.  prakatd
+ * refuses a plugin whose abi_version differs from PRAKAT_CHANNEL_ABI_VERSION or
+ * whose struct_size is smaller than the one it was built with.
+ *
+ * Rules for plugins:
+ *  - include nothing of prakat's but this header;
+ *  - never block: all I/O towards a network goes through host->http_request()
+ *    (or, later, the MQTT service); local file writes are allowed;
+ *  - all state lives in the instance pointer returned by configure();
+ *  - every function that can fail returns 0 or a negative errno.
+ *
+ * Life of a delivery job: the core calls publish() (or retract()) with a job
+ * handle; the plugin finishes it, at once or later from a callback, by calling
+ * host->job_finish() exactly once with the outcome.  Until then the job is
+ * "sending" on disk; if prakatd dies meanwhile, publish() is called again after
+ * the restart with job->interrupted set, so a plugin whose platform has no
+ * idempotency can reconcile before it sends again.
+ */
+#ifndef PRAKAT_CHANNEL_H
+#define PRAKAT_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PRAKAT_CHANNEL_ABI_VERSION 1
+#define PRAKAT_CHANNEL_SYMBOL "prakat_channel_plugin"
+
+typedef uint64_t prakat_usec_t; /* microseconds since the Unix epoch, UTC */
+
+typedef struct prakat_host prakat_host;
+typedef struct prakat_job prakat_job;
+typedef struct prakat_timer prakat_timer;
+typedef struct prakat_http_call prakat_http_call;
+
+/* One "key = value" line of the channel's config section, with its line number. */
+typedef struct prakat_config_entry {
+        const char *key;
+        const char *value;
+        unsigned line;
+} prakat_config_entry;
+
+typedef enum prakat_priority {
+        PRAKAT_PRIORITY_NORMAL = 0,
+        PRAKAT_PRIORITY_URGENT = 1,
+        PRAKAT_PRIORITY_EMERGENCY = 2,
+} prakat_priority;
+
+typedef struct prakat_attachment {
+        const char *name; /* safe file name as the writer gave it (no directory part) */
+        const char *path; /* absolute path of the durable copy in the queue */
+        const char *mime; /* guessed from the extension, e.g. "image/jpeg" */
+        uint64_t size;
+} prakat_attachment;
+
+/* A parsed, validated announcement; read-only, valid for the duration of the call it is passed to. */
+typedef struct prakat_announcement {
+        const char *id;
+        const char *title;
+        const char *body;     /* UTF-8, LF line ends */
+        const char *category; /* never NULL: the configured default when unset */
+        const char *author;   /* NULL when unset */
+        prakat_priority priority;
+        prakat_usec_t received;   /* when the file was taken */
+        prakat_usec_t publish_at; /* when it goes out (== received when "now") */
+        prakat_usec_t expires;    /* 0 = never */
+        bool all_villages;
+        const unsigned *villages; /* sorted, unique; empty when all_villages */
+        size_t n_villages;
+        const char *const *broadcast_at; /* "morning"/"evening"/... slot names or ISO 8601 UTC times */
+        size_t n_broadcast_at;
+        unsigned repeat;
+        const prakat_attachment *attachments;
+        size_t n_attachments;
+        const prakat_attachment *audio; /* NULL when unset */
+        const char *replaces;           /* id this one updates, or NULL */
+        const char *cancel;             /* id this one withdraws, or NULL */
+        /* Public URLs, set once the website job has ended; NULL when there is no website. */
+        const char *article_url;
+        const char *const *attachment_urls; /* parallel to attachments, or NULL */
+} prakat_announcement;
+
+typedef enum prakat_outcome {
+        PRAKAT_OUTCOME_DONE = 0,        /* delivered */
+        PRAKAT_OUTCOME_RETRY = 1,       /* transient: try again after back-off (or retry_after) */
+        PRAKAT_OUTCOME_FAILED = 2,      /* permanent: do not try again */
+        PRAKAT_OUTCOME_UNCONFIRMED = 3, /* may or may not have gone out; a person must look */
+} prakat_outcome;
+
+typedef struct prakat_result {
+        prakat_outcome outcome;
+        const char *message;       /* short, English, for logs and the receipt; never a secret */
+        const char *message_th;    /* the same in Thai, or NULL */
+        const char *link;          /* public URL of what was published, or NULL */
+        const char *remote_id;     /* platform id (post id, ...), or NULL */
+        prakat_usec_t retry_after; /* RETRY only: earliest next try, relative; 0 = use back-off */
+        /* website only: the public URL of each attachment, parallel to announcement->attachments. */
+        const char *const *attachment_urls;
+        size_t n_attachment_urls;
+} prakat_result;
+
+/* What the core tells a plugin about a job. */
+struct prakat_job {
+        const char *channel;   /* instance name, e.g. "website" */
+        unsigned attempt;      /* 1 on the first try */
+        bool interrupted;      /* a previous attempt was cut off by a crash or stop */
+        const char *remote_id; /* remote id recorded by an earlier attempt, or NULL */
+        void *core;            /* the core's; do not touch */
+};
+
+/* ---- HTTP (libcurl multi, inside the event loop) ---- */
+
+typedef struct prakat_http_header {
+        const char *name;
+        const char *value;
+} prakat_http_header;
+
+typedef struct prakat_http_request {
+        const char *method; /* "GET", "POST", "DELETE", ... */
+        const char *url;
+        const prakat_http_header *headers;
+        size_t n_headers;
+        const void *body; /* copied by the core before http_request() returns */
+        size_t body_size;
+        unsigned timeout_ms;  /* whole transfer; 0 = 30 s */
+        size_t max_response;  /* bytes; 0 = 1 MiB; longer bodies end the call with -EFBIG */
+} prakat_http_request;
+
+typedef struct prakat_http_response {
+        int error;   /* 0, or negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EFBIG, -EIO ... */
+        const char *error_text; /* libcurl's description when error != 0 */
+        long status; /* HTTP status; 0 when no response arrived */
+        const char *body; /* NUL-terminated */
+        size_t body_size;
+        /* Returns the value of a response header (case-insensitive), or NULL. */
+        const char *(*header)(const struct prakat_http_response *response, const char *name);
+        const void *core;
+} prakat_http_response;
+
+typedef enum prakat_date_style {
+        PRAKAT_DATE_THAI_LONG,      /* "26 พฤศจิกายน 2569 เวลา 07:00 น." (local time, Buddhist Era) */
+        PRAKAT_DATE_THAI_LONG_DATE, /* "26 พฤศจิกายน 2569" */
+        PRAKAT_DATE_THAI_SHORT,     /* "26 พ.ย. 2569 07:00" */
+        PRAKAT_DATE_ISO_LOCAL,      /* "2026-11-26T07:00:00+07:00" (RFC 3339, for Atom and <time>) */
+        PRAKAT_DATE_ISO_UTC,        /* "2026-11-26T00:00:00Z" */
+        PRAKAT_DATE_DAY,            /* "2026-11-26" (local calendar day, Common Era) */
+} prakat_date_style;
+
+typedef void (*prakat_http_done_fn)(void *userdata, const prakat_http_response *response);
+typedef void (*prakat_timer_fn)(void *userdata);
+
+typedef enum prakat_log_level {
+        PRAKAT_LOG_ERR = 3,
+        PRAKAT_LOG_WARNING = 4,
+        PRAKAT_LOG_NOTICE = 5,
+        PRAKAT_LOG_INFO = 6,
+        PRAKAT_LOG_DEBUG = 7,
+} prakat_log_level;
+
+/* Services of the core.  Every pointer stays valid until destroy() returns. */
+struct prakat_host {
+        uint32_t abi_version;
+        uint32_t struct_size;
+        const char *channel;   /* this instance's name */
+        const char *state_dir; /* private, persistent, created by the core for this instance */
+        const char *timezone;  /* e.g. "Asia/Bangkok" */
+
+        /* Wall clock, shifted when PRAKAT_NOW is set. */
+        prakat_usec_t (*now)(const prakat_host *host);
+
+        /* Formats a time in the configured zone. Returns the length written, or -ENOBUFS. */
+        int (*format_date)(const prakat_host *host, prakat_usec_t usec, prakat_date_style style, char *buffer,
+                           size_t size);
+
+        /* announcement_id may be NULL. Never pass secrets. */
+        void (*log)(const prakat_host *host, prakat_log_level level, const char *announcement_id,
+                    const char *format, ...) __attribute__((format(printf, 4, 5)));
+
+        /* One-shot timer firing after `delay` microseconds of the (shifted) wall clock. */
+        int (*timer_start)(const prakat_host *host, prakat_usec_t delay, prakat_timer_fn fn, void *userdata,
+                           prakat_timer **ret_timer);
+        /* Stops and frees a timer that has not fired; a timer frees itself after it fired. NULL is fine. */
+        void (*timer_cancel)(prakat_timer *timer);
+
+        /* Starts a request; `done` is called exactly once, never from inside http_request(). */
+        int (*http_request)(const prakat_host *host, const prakat_http_request *request, prakat_http_done_fn done,
+                            void *userdata, prakat_http_call **ret_call);
+        /* Aborts a call; its `done` is not called. NULL is fine. */
+        void (*http_cancel)(prakat_http_call *call);
+
+        /* Ends a job. `result` and its strings are copied. Call exactly once per publish()/retract(). */
+        void (*job_finish)(const prakat_host *host, prakat_job *job, const prakat_result *result);
+};
+
+typedef struct prakat_channel_plugin {
+        uint32_t abi_version; /* PRAKAT_CHANNEL_ABI_VERSION */
+        uint32_t struct_size; /* sizeof(prakat_channel_plugin) */
+        const char *name;     /* the plugin's name, e.g. "website" */
+        const char *version;
+
+        /*
+         * Reads the channel's config section. On error returns -EINVAL, writes a one-line
+         * reason into `error` (English; the core prefixes file:line) and sets *ret_error_line to
+         * the line of the offending entry (0 when the whole section is at fault).
+         */
+        int (*configure)(const prakat_host *host, const prakat_config_entry *entries, size_t n_entries,
+                         void **ret_instance, char *error, size_t error_size, unsigned *ret_error_line);
+
+        /* Starts delivering `announcement`; ends with host->job_finish(). */
+        int (*publish)(void *instance, prakat_job *job, const prakat_announcement *announcement);
+
+        /*
+         * Withdraws announcement `target` (already published through this channel with
+         * remote id `job->remote_id`); `reason` may be NULL. Ends with host->job_finish().
+         * NULL when the channel cannot retract anything.
+         */
+        int (*retract)(void *instance, prakat_job *job, const prakat_announcement *target, const char *reason);
+
+        /*
+         * Writes a short health line into `buffer` ("ok", "token expired", ...) and returns
+         * 0 when healthy, -EIO (or another negative errno) when not. May be NULL.
+         */
+        int (*health)(void *instance, char *buffer, size_t buffer_size);
+
+        /* Frees the instance; in-flight calls and timers of the instance must be cancelled. */
+        void (*destroy)(void *instance);
+} prakat_channel_plugin;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
