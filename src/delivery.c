@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: MIT */
+#include "delivery.h"
+
+#include <math.h>
+#include <sys/stat.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "receipt.h"
+
+/* What a plugin holds while a job is in flight. */
+struct JobRun {
+        prakat_job abi; /* first: the plugin's job pointer leads back here */
+        Job *job;
+        ChannelInstance *instance;
+};
+
+static double random01(void) {
+        uint32_t v = 0;
+        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v)
+                v = (uint32_t) clock_monotonic();
+        return (double) v / 4294967296.0;
+}
+
+usec_t delivery_backoff(const Config *c, unsigned attempts, double r) {
+        double base = (double) c->retry_min * pow(2.0, attempts > 0 ? (double) (attempts - 1) : 0.0);
+        double delay;
+
+        if (base > (double) c->retry_max)
+                base = (double) c->retry_max;
+        /* "Equal jitter": half fixed, half random, so retries of many jobs spread out but never come too soon. */
+        delay = base / 2.0 + base / 2.0 * r;
+        if (delay < (double) c->retry_min)
+                delay = (double) c->retry_min;
+        return (usec_t) delay;
+}
+
+static bool channel_is_website(Manager *m, const char *name) {
+        const ChannelConfig *cc = config_find_channel(m->config, name);
+        return cc && streq_ptr(cc->plugin, "website");
+}
+
+/* Other channels link to the article page, so they wait until every website job has ended. */
+static bool website_pending(Manager *m, const Entry *e) {
+        for (size_t i = 0; i < e->n_jobs; i++)
+                if (channel_is_website(m, e->jobs[i].channel) && !job_state_is_final(e->jobs[i].state))
+                        return true;
+        return false;
+}
+
+void delivery_create_jobs(Manager *m, Entry *e) {
+        const Announcement *a = e->announcement;
+        size_t n = a->n_channels + a->n_skipped_channels;
+
+        e->jobs = xcalloc(n ? n : 1, sizeof(Job));
+        for (size_t i = 0; i < a->n_channels; i++)
+                e->jobs[e->n_jobs++] = (Job) {
+                        .entry = e,
+                        .channel = xstrdup(a->channels[i]),
+                        .kind = a->cancel ? JOB_RETRACT : JOB_PUBLISH,
+                        .state = JOB_SCHEDULED,
+                        .next_try = a->publish_at,
+                };
+        for (size_t i = 0; i < a->n_skipped_channels; i++)
+                e->jobs[e->n_jobs++] = (Job) {
+                        .entry = e,
+                        .channel = xstrdup(a->skipped_channels[i]),
+                        .state = JOB_SKIPPED,
+                        .message = xstrdup("the channel is disabled in the config (enabled = no)"),
+                        .message_th = xstrdup("ช่องทางนี้ถูกปิดใช้ในการตั้งค่า"),
+                };
+}
+
+static void job_set_message(Job *j, const char *en, const char *th) {
+        free(j->message);
+        free(j->message_th);
+        j->message = en ? xstrdup(en) : NULL;
+        j->message_th = th ? xstrdup(th) : NULL;
+}
+
+static void job_cancel_timer(Job *j) {
+        if (j->timer) {
+                sd_event_source_disable_unref(j->timer);
+                j->timer = NULL;
+        }
+}
+
+static void job_begin(Manager *m, Job *j);
+
+/* A job's timer knows its manager and its job. */
+typedef struct JobTimer {
+        Manager *m;
+        Job *job;
+} JobTimer;
+
+static int on_job_due(sd_event_source *s, uint64_t usec, void *userdata) {
+        JobTimer *t = userdata;
+        Manager *m = t->m;
+        Job *j = t->job;
+
+        job_cancel_timer(j); /* frees t through the destroy callback */
+        if (!m->stopping)
+                job_begin(m, j);
+        return 0;
+}
+
+static void job_arm(Manager *m, Job *j, usec_t due) {
+        usec_t now = clock_now();
+        JobTimer *t;
+        sd_event_source *s;
+
+        job_cancel_timer(j);
+        if (due <= now) {
+                job_begin(m, j);
+                return;
+        }
+        t = xcalloc(1, sizeof(JobTimer));
+        *t = (JobTimer) { m, j };
+        /* Relative, so a shifted test clock (PRAKAT_NOW) and wall-clock jumps do not matter. */
+        if (sd_event_add_time_relative(m->event, &s, CLOCK_MONOTONIC, due - now, USEC_PER_MSEC * 10, on_job_due, t) < 0) {
+                free(t);
+                log_full(LOG_ERR, ENOMEM, j->entry->announcement->id, j->channel, "Cannot arm a timer, trying now");
+                job_begin(m, j);
+                return;
+        }
+        sd_event_source_set_destroy_callback(s, free);
+        (void) sd_event_source_set_description(s, "job");
+        j->timer = s;
+}
+
+static void job_schedule(Manager *m, Job *j) {
+        Entry *e = j->entry;
+
+        if (job_state_is_final(j->state) || e->held || j->start_pending || j->instance)
+                return;
+        if (j->kind == JOB_PUBLISH && !channel_is_website(m, j->channel) && website_pending(m, e))
+                return; /* re-armed when the website job ends */
+        switch (j->state) {
+        case JOB_SENDING: /* cut off by a crash or stop: try again now, telling the plugin */
+                j->interrupted = true;
+                job_arm(m, j, 0);
+                break;
+        case JOB_DEFERRED:
+                job_arm(m, j, j->next_try);
+                break;
+        default:
+                job_arm(m, j, e->announcement->publish_at);
+                break;
+        }
+}
+
+void delivery_schedule_entry(Manager *m, Entry *e) {
+        for (size_t i = 0; i < e->n_jobs; i++)
+                job_schedule(m, &e->jobs[i]);
+        if (entry_is_finished(e) && !e->finishing) {
+                /* Nothing to do (everything skipped, or finished before a crash): finish after the flush. */
+                e->finishing = true;
+                queue_mark_dirty(m->queue, e);
+                manager_request_flush(m);
+        }
+}
+
+/* Marks the job sending; the plugin sees it only after the state is on disk (delivery_after_flush). */
+static void job_begin(Manager *m, Job *j) {
+        usec_t now = clock_now();
+
+        if (j->start_pending)
+                return;
+        if (j->state != JOB_SENDING)
+                j->interrupted = false;
+        j->state = JOB_SENDING;
+        j->attempts++;
+        if (!j->first_try)
+                j->first_try = now;
+        j->last_try = now;
+        j->next_try = 0;
+        j->start_pending = true;
+        queue_mark_dirty(m->queue, j->entry);
+        if (m->n_start == m->cap_start) {
+                m->cap_start = m->cap_start ? m->cap_start * 2 : 64;
+                m->start_list = xrealloc(m->start_list, m->cap_start * sizeof(Job *));
+        }
+        m->start_list[m->n_start++] = j;
+        manager_request_flush(m);
+}
+
+/* The read-only view a plugin gets; owns the arrays it points to. */
+typedef struct View {
+        prakat_announcement a;
+        prakat_attachment *attachments;
+        prakat_attachment audio;
+        char **paths;
+        const char **urls;
+} View;
+
+static const char *mime_from_name(const char *name) {
+        static const struct {
+                const char *ext, *mime;
+        } table[] = {
+                { ".jpg", "image/jpeg" }, { ".jpeg", "image/jpeg" }, { ".png", "image/png" },
+                { ".gif", "image/gif" },  { ".webp", "image/webp" }, { ".pdf", "application/pdf" },
+                { ".mp3", "audio/mpeg" }, { ".ogg", "audio/ogg" },   { ".wav", "audio/wav" },
+                { ".doc", "application/msword" },
+                { ".docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document" },
+                { ".xls", "application/vnd.ms-excel" },
+                { ".xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+                { ".txt", "text/plain" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(table); i++)
+                if (endswith_nocase(name, table[i].ext))
+                        return table[i].mime;
+        return "application/octet-stream";
+}
+
+static void view_attachment(const Entry *e, const char *rel, prakat_attachment *out, char **ret_path) {
+        _cleanup_free_ char *orig = entry_original_path(e);
+        const char *base = strrchr(rel, '/');
+        struct stat st;
+
+        *ret_path = path_join(orig, rel);
+        *out = (prakat_attachment) {
+                .name = base ? base + 1 : rel,
+                .path = *ret_path,
+                .mime = mime_from_name(rel),
+                .size = stat(*ret_path, &st) == 0 ? (uint64_t) st.st_size : 0,
+        };
+}
+
+static const Job *entry_website_job(Manager *m, const Entry *e) {
+        for (size_t i = 0; i < e->n_jobs; i++)
+                if (channel_is_website(m, e->jobs[i].channel) && e->jobs[i].state == JOB_DONE)
+                        return &e->jobs[i];
+        return NULL;
+}
+
+static void view_build(Manager *m, const Entry *e, View *v) {
+        const Announcement *a = e->announcement;
+        const Job *w = entry_website_job(m, e);
+
+        *v = (View) {};
+        v->attachments = xcalloc(a->n_attachments + 1, sizeof(prakat_attachment));
+        v->paths = xcalloc(a->n_attachments + 2, sizeof(char *));
+        for (size_t i = 0; i < a->n_attachments; i++)
+                view_attachment(e, a->attachments[i], &v->attachments[i], &v->paths[i]);
+        if (a->audio)
+                view_attachment(e, a->audio, &v->audio, &v->paths[a->n_attachments]);
+        if (w && w->n_attachment_urls == a->n_attachments && a->n_attachments > 0) {
+                v->urls = xcalloc(a->n_attachments, sizeof(char *));
+                for (size_t i = 0; i < a->n_attachments; i++)
+                        v->urls[i] = w->attachment_urls[i];
+        }
+        v->a = (prakat_announcement) {
+                .id = a->id,
+                .title = a->title,
+                .body = a->body,
+                .category = a->category,
+                .author = a->author,
+                .priority = a->priority,
+                .received = a->received,
+                .publish_at = a->publish_at,
+                .expires = a->expires,
+                .all_villages = a->all_villages,
+                .villages = a->villages,
+                .n_villages = a->n_villages,
+                .broadcast_at = (const char *const *) a->broadcast_at,
+                .n_broadcast_at = a->n_broadcast_at,
+                .repeat = a->repeat,
+                .attachments = v->attachments,
+                .n_attachments = a->n_attachments,
+                .audio = a->audio ? &v->audio : NULL,
+                .replaces = a->replaces,
+                .cancel = a->cancel,
+                .article_url = w ? w->link : NULL,
+                .attachment_urls = v->urls,
+        };
+}
+
+static void view_done(View *v) {
+        for (size_t i = 0; v->paths && v->paths[i]; i++)
+                free(v->paths[i]);
+        free(v->paths);
+        free(v->attachments);
+        free(v->urls);
+}
+
+static void job_end(Manager *m, Job *j, JobState state, const char *en, const char *th);
+
+/* A retract job needs the announcement it withdraws and that one's record for this channel. */
+static int job_start_retract(Manager *m, Job *j, ChannelInstance *c, JobRun *run) {
+        Entry *target = NULL, *loaded = NULL;
+        const Job *tj = NULL;
+        View v;
+        int r;
+
+        target = queue_find(m->queue, j->entry->announcement->cancel);
+        if (!target && queue_load_done(m->queue, j->entry->announcement->cancel, &loaded) >= 0)
+                target = loaded;
+        if (!target) {
+                job_end(m, j, JOB_FAILED, "the announcement to withdraw is not in the state any more",
+                        "ไม่พบประกาศที่ต้องการยกเลิกในระบบ");
+                return -ENOENT;
+        }
+        for (size_t i = 0; i < target->n_jobs; i++)
+                if (streq(target->jobs[i].channel, j->channel))
+                        tj = &target->jobs[i];
+        run->abi.remote_id = tj ? tj->remote_id : NULL;
+        view_build(m, target, &v);
+        r = c->plugin->retract(c->instance, &run->abi, &v.a, j->entry->announcement->body);
+        view_done(&v);
+        entry_free(loaded);
+        return r;
+}
+
+static void job_start(Manager *m, Job *j) {
+        ChannelInstance *c = manager_channel(m, j->channel);
+        JobRun *run;
+        View v;
+        int r;
+
+        j->start_pending = false;
+        if (!c) {
+                const ChannelConfig *cc = config_find_channel(m->config, j->channel);
+                if (cc && !cc->enabled)
+                        job_end(m, j, JOB_SKIPPED, "the channel is disabled in the config (enabled = no)",
+                                "ช่องทางนี้ถูกปิดใช้ในการตั้งค่า");
+                else
+                        job_end(m, j, JOB_FAILED, "the channel is no longer in the config",
+                                "ช่องทางนี้ไม่มีในการตั้งค่าแล้ว");
+                return;
+        }
+        if (j->kind == JOB_RETRACT && !c->plugin->retract) {
+                job_end(m, j, JOB_FAILED, "this channel cannot withdraw what it published",
+                        "ช่องทางนี้ถอนประกาศที่เผยแพร่แล้วไม่ได้");
+                return;
+        }
+        run = xcalloc(1, sizeof(JobRun));
+        run->job = j;
+        run->instance = channel_instance_ref(c);
+        run->abi = (prakat_job) {
+                .channel = j->channel,
+                .attempt = j->attempts,
+                .interrupted = j->interrupted,
+                .remote_id = j->remote_id,
+                .core = run,
+        };
+        j->instance = run;
+        m->in_flight++;
+        log_full(LOG_INFO, 0, j->entry->announcement->id, j->channel, "%s, attempt %u%s",
+                 j->kind == JOB_RETRACT ? "Withdrawing" : "Publishing", j->attempts,
+                 j->interrupted ? " (the previous one was interrupted)" : "");
+        if (j->kind == JOB_RETRACT)
+                r = job_start_retract(m, j, c, run);
+        else {
+                view_build(m, j->entry, &v);
+                r = c->plugin->publish(c->instance, &run->abi, &v.a);
+                view_done(&v);
+        }
+        if (r < 0 && j->instance == run) {
+                /* The plugin refused synchronously and will not call job_finish(). */
+                char msg[256];
+                prakat_result res = { .outcome = PRAKAT_OUTCOME_RETRY, .message = msg };
+                snprintf(msg, sizeof msg, "the plugin could not start: %s", strerror(-r));
+                delivery_job_finished(m, &run->abi, &res);
+        }
+}
+
+static void job_end(Manager *m, Job *j, JobState state, const char *en, const char *th) {
+        j->state = state;
+        j->finished = clock_now();
+        job_set_message(j, en, th);
+        queue_mark_dirty(m->queue, j->entry);
+        manager_request_flush(m);
+}
+
+static void entry_after_website(Manager *m, Entry *e) {
+        for (size_t i = 0; i < e->n_jobs; i++)
+                job_schedule(m, &e->jobs[i]);
+}
+
+void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res) {
+        JobRun *run = abi->core;
+        Job *j = run->job;
+        Entry *e = j->entry;
+        const char *id = e->announcement->id;
+        bool was_website = channel_is_website(m, j->channel);
+        usec_t now = clock_now();
+
+        j->instance = NULL;
+        m->in_flight--;
+        channel_instance_unref(run->instance);
+        free(run);
+
+        if (res->remote_id) {
+                free(j->remote_id);
+                j->remote_id = xstrdup(res->remote_id);
+        }
+        if (res->link) {
+                free(j->link);
+                j->link = xstrdup(res->link);
+        }
+        if (res->n_attachment_urls > 0) {
+                for (size_t i = 0; i < j->n_attachment_urls; i++)
+                        free(j->attachment_urls[i]);
+                free(j->attachment_urls);
+                j->attachment_urls = xcalloc(res->n_attachment_urls, sizeof(char *));
+                for (size_t i = 0; i < res->n_attachment_urls; i++)
+                        j->attachment_urls[i] = xstrdup(res->attachment_urls[i]);
+                j->n_attachment_urls = res->n_attachment_urls;
+        }
+        j->interrupted = false;
+        switch (res->outcome) {
+        case PRAKAT_OUTCOME_DONE:
+                log_full(LOG_NOTICE, 0, id, j->channel, "Done%s%s", res->link ? ": " : "", res->link ? res->link : "");
+                job_end(m, j, JOB_DONE, res->message, res->message_th);
+                break;
+        case PRAKAT_OUTCOME_FAILED:
+                log_full(LOG_ERR, 0, id, j->channel, "Failed: %s", res->message ? res->message : "(no reason)");
+                job_end(m, j, JOB_FAILED, res->message, res->message_th);
+                break;
+        case PRAKAT_OUTCOME_UNCONFIRMED:
+                log_full(LOG_WARNING, 0, id, j->channel, "Unconfirmed: %s", res->message ? res->message : "");
+                job_end(m, j, JOB_UNCONFIRMED, res->message, res->message_th);
+                break;
+        case PRAKAT_OUTCOME_RETRY:
+        default: {
+                usec_t delay = delivery_backoff(m->config, j->attempts, random01());
+                if (res->retry_after > delay)
+                        delay = res->retry_after;
+                if (now + delay - j->first_try > m->config->give_up_after) {
+                        _cleanup_free_ char *en = xasprintf("gave up after %u attempts: %s", j->attempts,
+                                                            res->message ? res->message : "");
+                        _cleanup_free_ char *th = xasprintf("เลิกพยายามหลังจากลอง %u ครั้ง: %s", j->attempts,
+                                                            res->message_th ? res->message_th :
+                                                            res->message ? res->message : "");
+                        log_full(LOG_ERR, 0, id, j->channel, "%s", en);
+                        job_end(m, j, JOB_FAILED, en, th);
+                        break;
+                }
+                log_full(LOG_WARNING, 0, id, j->channel, "Will try again in %llus: %s",
+                         (unsigned long long) (delay / USEC_PER_SEC), res->message ? res->message : "");
+                j->state = JOB_DEFERRED;
+                j->next_try = now + delay;
+                job_set_message(j, res->message, res->message_th);
+                queue_mark_dirty(m->queue, e);
+                manager_request_flush(m);
+                if (!m->stopping)
+                        job_arm(m, j, j->next_try);
+                break;
+        }
+        }
+        if (was_website && job_state_is_final(j->state) && !m->stopping)
+                entry_after_website(m, e);
+        if (entry_is_finished(e))
+                e->finishing = true;
+}
+
+static void entry_finish(Manager *m, Entry *e) {
+        usec_t now = clock_now();
+        const char *id = e->announcement->id;
+        int r;
+
+        r = receipt_publish(m->config, e, now);
+        if (r < 0) {
+                log_full(LOG_ERR, r, id, NULL, "Failed to write the receipt into published/, will try again: %m");
+                return;
+        }
+        r = queue_retire(m->queue, e);
+        if (r < 0)
+                log_full(LOG_ERR, r, id, NULL, "Failed to move the announcement to done/: %m");
+        else
+                log_full(LOG_NOTICE, 0, id, NULL, "Finished; receipt written");
+}
+
+void delivery_after_flush(Manager *m) {
+        /* Copy: starting a job may finish it synchronously and queue more work. */
+        size_t n = m->n_start;
+        Job **list = xmalloc((n ? n : 1) * sizeof(Job *));
+
+        memcpy(list, m->start_list, n * sizeof(Job *));
+        m->n_start = 0;
+        for (size_t i = 0; i < n; i++)
+                if (!m->stopping)
+                        job_start(m, list[i]);
+                else
+                        list[i]->start_pending = false; /* stays "sending" on disk: resumed after restart */
+        free(list);
+
+        for (size_t i = 0; i < queue_size(m->queue);) {
+                Entry *e = queue_entry(m->queue, i);
+                if (e->finishing && !e->dirty && entry_is_finished(e)) {
+                        entry_finish(m, e); /* removes e from the queue on success */
+                        if (queue_entry(m->queue, i) == e)
+                                i++;
+                } else
+                        i++;
+        }
+        manager_update_status(m);
+}
+
+void delivery_stop(Manager *m) {
+        for (size_t i = 0; i < queue_size(m->queue); i++) {
+                Entry *e = queue_entry(m->queue, i);
+                for (size_t k = 0; k < e->n_jobs; k++)
+                        job_cancel_timer(&e->jobs[k]);
+        }
+}
+
+size_t delivery_pending_jobs(Manager *m) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < queue_size(m->queue); i++) {
+                Entry *e = queue_entry(m->queue, i);
+                for (size_t k = 0; k < e->n_jobs; k++)
+                        n += !job_state_is_final(e->jobs[k].state);
+        }
+        return n;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * delivery: the jobs of DESIGN §4 — when each may run, handing it to its plugin, recording the
+ * outcome, back-off, and finishing an announcement with its receipt.
+ *
+ * A job is made "sending" on disk before its plugin sees it: the state change is queued, written by
+ * the flush at the end of the loop iteration, and only then is publish() called.  So after a crash a
+ * job is either not yet attempted or known to have been interrupted.
+ */
+#pragma once
+
+#include "manager.h"
+
+/* Creates the jobs of a newly taken announcement (one per channel). */
+void delivery_create_jobs(Manager *m, Entry *e);
+/* Arms every job of the entry (new, or loaded after a restart). */
+void delivery_schedule_entry(Manager *m, Entry *e);
+/* After queue_flush(): hands started jobs to plugins and finishes completed entries. */
+void delivery_after_flush(Manager *m);
+/* The plugin's host->job_finish(). */
+void delivery_job_finished(Manager *m, prakat_job *job, const prakat_result *result);
+/* Exponential back-off with jitter within [retry_min, retry_max]. */
+usec_t delivery_backoff(const Config *c, unsigned attempts, double random01);
+/* Cancels the timers of all jobs (shutdown). */
+void delivery_stop(Manager *m);
+/* Jobs not yet ended. */
+size_t delivery_pending_jobs(Manager *m);

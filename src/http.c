@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+#include "http.h"
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "util.h"
+
+/* A bounded number of parallel transfers per host: the platforms throttle bursts anyway. */
+#define HTTP_MAX_HOST_CONNECTIONS 4
+#define HTTP_MAX_HEADERS 64
+
+struct prakat_http_call {
+        HttpClient *client;
+        CURL *easy;
+        struct curl_slist *request_headers;
+        void *body;
+        StrBuf response;
+        size_t max_response;
+        char *header_names[HTTP_MAX_HEADERS], *header_values[HTTP_MAX_HEADERS];
+        size_t n_headers;
+        bool too_big;
+        prakat_http_done_fn done;
+        void *userdata;
+        prakat_http_call *next, *prev;
+};
+
+struct HttpClient {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        prakat_http_call *calls;
+        unsigned active;
+        unsigned long connections_opened;
+};
+
+static int curl_initialized;
+
+static void http_check_done(HttpClient *c);
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        HttpClient *c = userdata;
+        int action = 0, running;
+
+        if (revents & (EPOLLIN | EPOLLPRI | EPOLLHUP))
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & EPOLLERR)
+                action |= CURL_CSELECT_ERR;
+        curl_multi_socket_action(c->multi, fd, action, &running);
+        http_check_done(c);
+        return 0;
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp) {
+        HttpClient *c = userdata;
+        sd_event_source *io = socketp;
+        uint32_t events = 0;
+
+        if (what == CURL_POLL_REMOVE) {
+                if (io) {
+                        sd_event_source_disable_unref(io);
+                        curl_multi_assign(c->multi, fd, NULL);
+                }
+                return 0;
+        }
+        if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+                events |= EPOLLIN;
+        if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+                events |= EPOLLOUT;
+        if (io) {
+                if (sd_event_source_set_io_events(io, events) < 0 ||
+                    sd_event_source_set_enabled(io, SD_EVENT_ON) < 0)
+                        return -1;
+                return 0;
+        }
+        if (sd_event_add_io(c->event, &io, fd, events, on_io, c) < 0)
+                return -1;
+        (void) sd_event_source_set_description(io, "curl-io");
+        curl_multi_assign(c->multi, fd, io);
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        HttpClient *c = userdata;
+        int running;
+
+        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        http_check_done(c);
+        return 0;
+}
+
+static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
+        HttpClient *c = userdata;
+        usec_t when;
+
+        if (timeout_ms < 0)
+                return c->timer ? sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0 : 0;
+        sd_event_now(c->event, CLOCK_MONOTONIC, &when);
+        when += (usec_t) timeout_ms * USEC_PER_MSEC;
+        if (c->timer) {
+                if (sd_event_source_set_time(c->timer, when) < 0 ||
+                    sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
+                        return -1;
+                return 0;
+        }
+        if (sd_event_add_time(c->event, &c->timer, CLOCK_MONOTONIC, when, 0, on_timer, c) < 0)
+                return -1;
+        (void) sd_event_source_set_description(c->timer, "curl-timer");
+        return 0;
+}
+
+int http_client_new(sd_event *event, HttpClient **ret) {
+        HttpClient *c;
+
+        if (!curl_initialized) {
+                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                        return -EIO;
+                curl_initialized = 1;
+        }
+        c = xcalloc(1, sizeof(HttpClient));
+        c->event = sd_event_ref(event);
+        c->multi = curl_multi_init();
+        if (!c->multi) {
+                http_client_free(c);
+                return -ENOMEM;
+        }
+        curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+        curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+        curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) HTTP_MAX_HOST_CONNECTIONS);
+        curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+        *ret = c;
+        return 0;
+}
+
+static void call_free(prakat_http_call *call) {
+        HttpClient *c = call->client;
+
+        if (call->prev)
+                call->prev->next = call->next;
+        else
+                c->calls = call->next;
+        if (call->next)
+                call->next->prev = call->prev;
+        curl_multi_remove_handle(c->multi, call->easy);
+        curl_easy_cleanup(call->easy);
+        curl_slist_free_all(call->request_headers);
+        free(call->body);
+        strbuf_free(&call->response);
+        for (size_t i = 0; i < call->n_headers; i++) {
+                free(call->header_names[i]);
+                free(call->header_values[i]);
+        }
+        c->active--;
+        free(call);
+}
+
+void http_client_free(HttpClient *c) {
+        if (!c)
+                return;
+        while (c->calls)
+                call_free(c->calls);
+        if (c->multi)
+                curl_multi_cleanup(c->multi);
+        sd_event_source_disable_unref(c->timer);
+        sd_event_unref(c->event);
+        free(c);
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
+        prakat_http_call *call = userdata;
+
+        if (call->response.len + size * n > call->max_response) {
+                call->too_big = true;
+                return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+        }
+        strbuf_appendn(&call->response, data, size * n);
+        return size * n;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
+        prakat_http_call *call = userdata;
+        size_t len = size * n;
+        const char *colon = memchr(data, ':', len);
+
+        /* A new status line (after a redirect or 100 Continue) starts a new header set. */
+        if (len > 5 && strncmp(data, "HTTP/", 5) == 0) {
+                for (size_t i = 0; i < call->n_headers; i++) {
+                        free(call->header_names[i]);
+                        free(call->header_values[i]);
+                }
+                call->n_headers = 0;
+                return len;
+        }
+        if (!colon || call->n_headers >= HTTP_MAX_HEADERS)
+                return len;
+        _cleanup_free_ char *value = xstrndup(colon + 1, len - (size_t) (colon + 1 - data));
+        call->header_names[call->n_headers] = xstrndup(data, (size_t) (colon - data));
+        call->header_values[call->n_headers++] = xstrdup(strstrip(value));
+        return len;
+}
+
+static const char *response_header(const prakat_http_response *response, const char *name) {
+        const prakat_http_call *call = response->core;
+
+        for (size_t i = 0; i < call->n_headers; i++)
+                if (strcasecmp(call->header_names[i], name) == 0)
+                        return call->header_values[i];
+        return NULL;
+}
+
+static int curl_code_to_errno(CURLcode code, bool too_big) {
+        if (too_big)
+                return -EFBIG;
+        switch (code) {
+        case CURLE_OK:
+                return 0;
+        case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+                return -ECONNRESET;
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CACERT_BADFILE:
+                return -EPROTO;
+        default:
+                return -EIO;
+        }
+}
+
+static void http_check_done(HttpClient *c) {
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(c->multi, &left))) {
+                prakat_http_call *call = NULL;
+                prakat_http_response response = {};
+                long connects = 0;
+
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+                curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &response.status);
+                curl_easy_getinfo(call->easy, CURLINFO_NUM_CONNECTS, &connects);
+                c->connections_opened += (unsigned long) connects;
+                response.error = curl_code_to_errno(msg->data.result, call->too_big);
+                response.error_text = response.error ? curl_easy_strerror(msg->data.result) : NULL;
+                response.body = call->response.data ? call->response.data : "";
+                response.body_size = call->response.len;
+                response.header = response_header;
+                response.core = call;
+                call->done(call->userdata, &response);
+                call_free(call);
+        }
+}
+
+int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_http_done_fn done, void *userdata,
+                        prakat_http_call **ret_call) {
+        prakat_http_call *call;
+        CURL *easy;
+
+        if (!req->url || !req->method || !done)
+                return -EINVAL;
+        easy = curl_easy_init();
+        if (!easy)
+                return -ENOMEM;
+        call = xcalloc(1, sizeof(prakat_http_call));
+        call->client = c;
+        call->easy = easy;
+        call->done = done;
+        call->userdata = userdata;
+        call->max_response = req->max_response ? req->max_response : 1024 * 1024;
+        for (size_t i = 0; i < req->n_headers; i++) {
+                _cleanup_free_ char *h = xasprintf("%s: %s", req->headers[i].name, req->headers[i].value);
+                call->request_headers = curl_slist_append(call->request_headers, h);
+        }
+        /* No "Expect: 100-continue" round trip for small bodies. */
+        call->request_headers = curl_slist_append(call->request_headers, "Expect:");
+        curl_easy_setopt(easy, CURLOPT_URL, req->url);
+        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (req->timeout_ms ? req->timeout_ms : 30000));
+        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl_easy_setopt(easy, CURLOPT_USERAGENT, "prakat/0.1");
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->request_headers);
+        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(easy, CURLOPT_WRITEDATA, call);
+        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, call);
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+        if (streq(req->method, "HEAD"))
+                curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        if (req->body) {
+                call->body = xmalloc(req->body_size);
+                memcpy(call->body, req->body, req->body_size);
+                curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+                curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
+        }
+        call->next = c->calls;
+        if (c->calls)
+                c->calls->prev = call;
+        c->calls = call;
+        c->active++;
+        if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
+                call_free(call);
+                return -EIO;
+        }
+        if (ret_call)
+                *ret_call = call;
+        return 0;
+}
+
+void http_call_cancel(prakat_http_call *call) {
+        if (call)
+                call_free(call);
+}
+
+unsigned http_client_active(const HttpClient *c) {
+        return c->active;
+}
+
+unsigned long http_client_connections_opened(const HttpClient *c) {
+        return c->connections_opened;
+}

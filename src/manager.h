@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manager: owns the event loop and everything on it — config, channels, queue, intake, HTTP,
+ * signals, sd_notify and reload.  One process, one thread (DESIGN §2).
+ */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "http.h"
+#include "plugin.h"
+#include "queue.h"
+
+typedef struct Spool Spool;
+typedef struct JobRun JobRun;
+
+struct Manager {
+        sd_event *event;
+        char *config_path;
+        Config *config;
+        Queue *queue;
+        HttpClient *http;
+        Spool *spool;
+        ChannelInstance **channels;
+        size_t n_channels;
+        sd_event_source *flush_source; /* idle-priority defer: the once-per-iteration disk work */
+        Job **start_list;              /* jobs made "sending" on disk, to hand to plugins after the flush */
+        size_t n_start, cap_start;
+        unsigned in_flight;
+        bool stopping;
+        sd_event_source *stop_timer;
+        char last_status[256];
+};
+
+int manager_new(const char *config_path, Manager **ret);
+void manager_free(Manager *m);
+int manager_run(Manager *m);
+
+sd_event *manager_event(Manager *m);
+HttpClient *manager_http(Manager *m);
+ChannelInstance *manager_channel(Manager *m, const char *name);
+/* Asks for queue_flush() and the follow-up work at the end of this loop iteration. */
+void manager_request_flush(Manager *m);
+/* Updates STATUS= for systemd. */
+void manager_update_status(Manager *m);

@@ -1,0 +1,545 @@
+/* SPDX-License-Identifier: MIT */
+#include "queue.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "thaidate.h"
+
+static const char *const job_state_names[_JOB_STATE_MAX] = {
+        [JOB_SCHEDULED] = "scheduled", [JOB_SENDING] = "sending",         [JOB_DEFERRED] = "deferred",
+        [JOB_DONE] = "done",           [JOB_FAILED] = "failed",           [JOB_UNCONFIRMED] = "unconfirmed",
+        [JOB_SKIPPED] = "skipped",     [JOB_CANCELLED] = "cancelled",
+};
+
+static const char *const job_state_thai[_JOB_STATE_MAX] = {
+        [JOB_SCHEDULED] = "รอเวลาเผยแพร่", [JOB_SENDING] = "กำลังส่ง",       [JOB_DEFERRED] = "รอส่งใหม่",
+        [JOB_DONE] = "เผยแพร่แล้ว",        [JOB_FAILED] = "ไม่สำเร็จ",        [JOB_UNCONFIRMED] = "ยังยืนยันไม่ได้",
+        [JOB_SKIPPED] = "ข้าม (ช่องทางปิดอยู่)", [JOB_CANCELLED] = "ยกเลิกแล้ว",
+};
+
+const char *job_state_to_string(JobState s) {
+        return (unsigned) s < _JOB_STATE_MAX ? job_state_names[s] : "unknown";
+}
+
+const char *job_state_to_thai(JobState s) {
+        return (unsigned) s < _JOB_STATE_MAX ? job_state_thai[s] : "?";
+}
+
+int job_state_from_string(const char *s) {
+        for (int i = 0; i < _JOB_STATE_MAX; i++)
+                if (streq_ptr(s, job_state_names[i]))
+                        return i;
+        return -EINVAL;
+}
+
+bool job_state_is_final(JobState s) {
+        return s == JOB_DONE || s == JOB_FAILED || s == JOB_UNCONFIRMED || s == JOB_SKIPPED || s == JOB_CANCELLED;
+}
+
+bool entry_is_finished(const Entry *e) {
+        for (size_t i = 0; i < e->n_jobs; i++)
+                if (!job_state_is_final(e->jobs[i].state))
+                        return false;
+        return true;
+}
+
+struct Queue {
+        char *state_dir, *queue_dir, *done_dir, *tmp_dir;
+        Entry **entries;
+        size_t n_entries, cap;
+        Entry **staged; /* intake, not yet durable */
+        char **staged_dirs;
+        size_t n_staged;
+        size_t n_dirty;
+};
+
+const char *queue_state_dir(const Queue *q) {
+        return q->state_dir;
+}
+
+size_t queue_size(const Queue *q) {
+        return q->n_entries;
+}
+
+Entry *queue_entry(const Queue *q, size_t i) {
+        return i < q->n_entries ? q->entries[i] : NULL;
+}
+
+Entry *queue_find(const Queue *q, const char *id) {
+        for (size_t i = 0; i < q->n_entries; i++)
+                if (streq(q->entries[i]->announcement->id, id))
+                        return q->entries[i];
+        return NULL;
+}
+
+static void queue_push(Queue *q, Entry *e) {
+        if (q->n_entries == q->cap) {
+                q->cap = q->cap ? q->cap * 2 : 64;
+                q->entries = xrealloc(q->entries, q->cap * sizeof(Entry *));
+        }
+        q->entries[q->n_entries++] = e;
+}
+
+/* ---- entries ---- */
+
+Entry *entry_new(Announcement *a) {
+        Entry *e = xcalloc(1, sizeof(Entry));
+        e->announcement = a;
+        return e;
+}
+
+static void job_done(Job *j) {
+        free(j->channel);
+        free(j->message);
+        free(j->message_th);
+        free(j->link);
+        free(j->remote_id);
+        for (size_t i = 0; i < j->n_attachment_urls; i++)
+                free(j->attachment_urls[i]);
+        free(j->attachment_urls);
+}
+
+void entry_free(Entry *e) {
+        if (!e)
+                return;
+        for (size_t i = 0; i < e->n_jobs; i++)
+                job_done(&e->jobs[i]);
+        free(e->jobs);
+        announcement_free(e->announcement);
+        free(e->target);
+        free(e->dir);
+        free(e);
+}
+
+char *entry_original_path(const Entry *e) {
+        return xasprintf("%s/original/%s", e->dir, e->announcement->source_name);
+}
+
+static json_t *json_time_or_null(usec_t t) {
+        char buf[64];
+        if (!t)
+                return json_null();
+        thaidate_format_utc(t, buf, sizeof buf);
+        return json_string(buf);
+}
+
+static usec_t json_time_value(const json_t *j) {
+        usec_t t = 0;
+        if (json_is_string(j))
+                thaidate_parse_utc(json_string_value(j), &t);
+        return t;
+}
+
+static json_t *json_string_or_null(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+json_t *entry_jobs_to_json(const Entry *e) {
+        json_t *o = json_object(), *jobs = json_array();
+
+        for (size_t i = 0; i < e->n_jobs; i++) {
+                const Job *j = &e->jobs[i];
+                json_t *jo = json_object(), *urls = json_array();
+
+                json_object_set_new(jo, "channel", json_string(j->channel));
+                json_object_set_new(jo, "kind", json_string(j->kind == JOB_RETRACT ? "retract" : "publish"));
+                json_object_set_new(jo, "state", json_string(job_state_to_string(j->state)));
+                json_object_set_new(jo, "attempts", json_integer(j->attempts));
+                json_object_set_new(jo, "first_try", json_time_or_null(j->first_try));
+                json_object_set_new(jo, "last_try", json_time_or_null(j->last_try));
+                json_object_set_new(jo, "next_try", json_time_or_null(j->next_try));
+                json_object_set_new(jo, "finished", json_time_or_null(j->finished));
+                json_object_set_new(jo, "message", json_string_or_null(j->message));
+                json_object_set_new(jo, "message_th", json_string_or_null(j->message_th));
+                json_object_set_new(jo, "link", json_string_or_null(j->link));
+                json_object_set_new(jo, "remote_id", json_string_or_null(j->remote_id));
+                for (size_t k = 0; k < j->n_attachment_urls; k++)
+                        json_array_append_new(urls, json_string(j->attachment_urls[k]));
+                json_object_set_new(jo, "attachment_urls", urls);
+                json_array_append_new(jobs, jo);
+        }
+        json_object_set_new(o, "version", json_integer(1));
+        json_object_set_new(o, "held", json_boolean(e->held));
+        json_object_set_new(o, "target", json_string_or_null(e->target));
+        json_object_set_new(o, "source_ino", json_integer((json_int_t) e->source_ino));
+        json_object_set_new(o, "source_mtime", json_integer((json_int_t) e->source_mtime));
+        json_object_set_new(o, "jobs", jobs);
+        return o;
+}
+
+static char *json_dup(const json_t *o, const char *key) {
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? xstrdup(s) : NULL;
+}
+
+static int entry_jobs_from_json(Entry *e, const json_t *o) {
+        json_t *jobs = json_object_get(o, "jobs"), *jo;
+        size_t i;
+
+        if (!json_is_array(jobs))
+                return -EINVAL;
+        e->held = json_is_true(json_object_get(o, "held"));
+        e->target = json_dup(o, "target");
+        e->source_ino = (uint64_t) json_integer_value(json_object_get(o, "source_ino"));
+        e->source_mtime = (uint64_t) json_integer_value(json_object_get(o, "source_mtime"));
+        e->jobs = xcalloc(json_array_size(jobs), sizeof(Job));
+        json_array_foreach(jobs, i, jo) {
+                Job *j = &e->jobs[e->n_jobs];
+                int s = job_state_from_string(json_string_value(json_object_get(jo, "state")));
+                json_t *urls = json_object_get(jo, "attachment_urls"), *u;
+                size_t k;
+
+                if (s < 0 || !json_is_string(json_object_get(jo, "channel")))
+                        return -EINVAL;
+                j->entry = e;
+                j->channel = json_dup(jo, "channel");
+                j->kind = streq_ptr(json_string_value(json_object_get(jo, "kind")), "retract") ? JOB_RETRACT
+                                                                                                : JOB_PUBLISH;
+                j->state = (JobState) s;
+                j->attempts = (unsigned) json_integer_value(json_object_get(jo, "attempts"));
+                j->first_try = json_time_value(json_object_get(jo, "first_try"));
+                j->last_try = json_time_value(json_object_get(jo, "last_try"));
+                j->next_try = json_time_value(json_object_get(jo, "next_try"));
+                j->finished = json_time_value(json_object_get(jo, "finished"));
+                j->message = json_dup(jo, "message");
+                j->message_th = json_dup(jo, "message_th");
+                j->link = json_dup(jo, "link");
+                j->remote_id = json_dup(jo, "remote_id");
+                j->attachment_urls = xcalloc(json_array_size(urls) + 1, sizeof(char *));
+                json_array_foreach(urls, k, u)
+                        if (json_is_string(u))
+                                j->attachment_urls[j->n_attachment_urls++] = xstrdup(json_string_value(u));
+                e->n_jobs++;
+        }
+        return 0;
+}
+
+static int load_json_file(const char *path, json_t **ret) {
+        _cleanup_free_ char *data = NULL;
+        json_error_t err;
+        size_t size;
+        int r;
+
+        r = read_file(path, 16 * 1024 * 1024, &data, &size);
+        if (r < 0)
+                return r;
+        *ret = json_loadb(data, size, 0, &err);
+        return *ret ? 0 : -EBADMSG;
+}
+
+int entry_load_dir(const char *dir, Entry **ret) {
+        _cleanup_free_ char *ap = path_join(dir, "announcement.json"), *jp = path_join(dir, "jobs.json");
+        json_t *aj = NULL, *jj = NULL;
+        Announcement *a = NULL;
+        Entry *e;
+        int r;
+
+        r = load_json_file(ap, &aj);
+        if (r < 0)
+                return r;
+        r = announcement_from_json(aj, &a);
+        json_decref(aj);
+        if (r < 0)
+                return r;
+        e = entry_new(a);
+        e->dir = xstrdup(dir);
+        r = load_json_file(jp, &jj);
+        if (r >= 0) {
+                r = entry_jobs_from_json(e, jj);
+                json_decref(jj);
+        }
+        if (r < 0) {
+                entry_free(e);
+                return r;
+        }
+        *ret = e;
+        return 0;
+}
+
+static int write_json_atomic(const char *path, json_t *o) {
+        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        int r = write_file_atomic(path, s, strlen(s), 0640);
+        free(s);
+        return r;
+}
+
+/* ---- the queue ---- */
+
+static int compare_entry_ids(const void *a, const void *b) {
+        const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+        return strcmp(x->announcement->id, y->announcement->id);
+}
+
+int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n) {
+        const char *subdirs[] = { "queue", "done" };
+        Entry **list = NULL;
+        size_t n = 0;
+
+        for (size_t s = 0; s < (done ? 2u : 1u); s++) {
+                _cleanup_free_ char *dir = path_join(state_dir, subdirs[s]);
+                _cleanup_(closedirp) DIR *d = opendir(dir);
+                struct dirent *de;
+
+                if (!d) {
+                        if (errno == ENOENT)
+                                continue;
+                        for (size_t i = 0; i < n; i++)
+                                entry_free(list[i]);
+                        free(list);
+                        return -errno;
+                }
+                while ((de = readdir(d))) {
+                        _cleanup_free_ char *p = NULL;
+                        Entry *e;
+
+                        if (de->d_name[0] == '.')
+                                continue;
+                        p = path_join(dir, de->d_name);
+                        if (entry_load_dir(p, &e) < 0) {
+                                log_warning("Cannot read %s, skipping it; its files are kept as they are.", p);
+                                continue;
+                        }
+                        list = xrealloc(list, (n + 1) * sizeof(Entry *));
+                        list[n++] = e;
+                }
+        }
+        if (n > 1)
+                qsort(list, n, sizeof(Entry *), compare_entry_ids);
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+int queue_open(const char *state_dir, Queue **ret) {
+        Queue *q = xcalloc(1, sizeof(Queue));
+        Entry **list = NULL;
+        size_t n = 0;
+        int r;
+
+        q->state_dir = xstrdup(state_dir);
+        q->queue_dir = path_join(state_dir, "queue");
+        q->done_dir = path_join(state_dir, "done");
+        q->tmp_dir = path_join(state_dir, "tmp");
+        /* Leftovers of an intake cut off by a crash: their originals are still in incoming/. */
+        r = remove_tree(q->tmp_dir);
+        if (r >= 0)
+                r = mkdir_p(q->queue_dir, 0750);
+        if (r >= 0)
+                r = mkdir_p(q->done_dir, 0750);
+        if (r >= 0)
+                r = mkdir_p(q->tmp_dir, 0750);
+        if (r >= 0)
+                r = queue_list_dir(state_dir, false, &list, &n);
+        if (r < 0) {
+                queue_free(q);
+                return log_error_errno(r, "Failed to open the queue in %s: %m", state_dir);
+        }
+        /* Received order is the order of work; ids sort by day, so sort by receipt time instead. */
+        for (size_t i = 0; i < n; i++)
+                queue_push(q, list[i]);
+        free(list);
+        *ret = q;
+        return 0;
+}
+
+void queue_free(Queue *q) {
+        if (!q)
+                return;
+        queue_abort_intake(q);
+        for (size_t i = 0; i < q->n_entries; i++)
+                entry_free(q->entries[i]);
+        free(q->entries);
+        free(q->staged);
+        free(q->staged_dirs);
+        free(q->state_dir);
+        free(q->queue_dir);
+        free(q->done_dir);
+        free(q->tmp_dir);
+        free(q);
+}
+
+bool queue_id_exists(const Queue *q, const char *id) {
+        _cleanup_free_ char *a = path_join(q->queue_dir, id), *b = path_join(q->done_dir, id);
+
+        if (queue_find(q, id))
+                return true;
+        for (size_t i = 0; i < q->n_staged; i++)
+                if (streq(q->staged[i]->announcement->id, id))
+                        return true;
+        return access(a, F_OK) == 0 || access(b, F_OK) == 0;
+}
+
+int queue_load_done(const Queue *q, const char *id, Entry **ret) {
+        _cleanup_free_ char *p = path_join(q->done_dir, id);
+        return entry_load_dir(p, ret);
+}
+
+/* Writes a staged entry's files without syncing; queue_commit_intake() syncs the whole filesystem once. */
+static int stage_write_json(const char *path, json_t *o) {
+        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        size_t n = strlen(s);
+        int r = 0;
+
+        if (fd < 0 || write(fd, s, n) != (ssize_t) n)
+                r = -errno ? -errno : -EIO;
+        free(s);
+        json_decref(o);
+        return r;
+}
+
+int queue_stage_intake(Queue *q, Entry *e, const char *source) {
+        _cleanup_free_ char *dir = path_join(q->tmp_dir, e->announcement->id), *orig = NULL, *copy = NULL,
+                            *ap = NULL, *jp = NULL;
+        struct stat st;
+        int r;
+
+        (void) remove_tree(dir);
+        orig = path_join(dir, "original");
+        r = mkdir_p(orig, 0750);
+        if (r < 0)
+                return r;
+        copy = path_join(orig, e->announcement->source_name);
+        if (lstat(source, &st) < 0)
+                return -errno;
+        r = S_ISDIR(st.st_mode) ? copy_tree(source, copy) : copy_file(source, copy, 0640);
+        if (r < 0)
+                goto fail;
+        e->source_ino = (uint64_t) st.st_ino;
+        e->source_mtime = (uint64_t) st.st_mtim.tv_sec * 1000000000ULL + (uint64_t) st.st_mtim.tv_nsec;
+        ap = path_join(dir, "announcement.json");
+        jp = path_join(dir, "jobs.json");
+        r = stage_write_json(ap, announcement_to_json(e->announcement));
+        if (r >= 0)
+                r = stage_write_json(jp, entry_jobs_to_json(e));
+        if (r < 0)
+                goto fail;
+        q->staged = xrealloc(q->staged, (q->n_staged + 1) * sizeof(Entry *));
+        q->staged_dirs = xrealloc(q->staged_dirs, (q->n_staged + 1) * sizeof(char *));
+        q->staged[q->n_staged] = e;
+        q->staged_dirs[q->n_staged++] = TAKE_PTR(dir);
+        return 0;
+fail:
+        (void) remove_tree(dir);
+        return r;
+}
+
+int queue_commit_intake(Queue *q) {
+        _cleanup_close_ int fd = -1;
+        size_t done = 0;
+        int r = 0;
+
+        if (q->n_staged == 0)
+                return 0;
+        /* One syncfs() makes every staged byte durable; N fsync()s would each wait for the disk. */
+        fd = open(q->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || syncfs(fd) < 0) {
+                r = -errno;
+                queue_abort_intake(q);
+                return r;
+        }
+        for (size_t i = 0; i < q->n_staged; i++) {
+                Entry *e = q->staged[i];
+                _cleanup_free_ char *final = path_join(q->queue_dir, e->announcement->id);
+
+                if (rename(q->staged_dirs[i], final) < 0) {
+                        r = -errno;
+                        log_error_errno(r, "Failed to move %s into the queue: %m", e->announcement->id);
+                        (void) remove_tree(q->staged_dirs[i]);
+                        entry_free(e);
+                } else {
+                        e->dir = TAKE_PTR(final);
+                        queue_push(q, e);
+                        done++;
+                }
+                free(q->staged_dirs[i]);
+        }
+        q->n_staged = 0;
+        if (done > 0) {
+                int k = fsync_path(q->queue_dir);
+                if (k < 0 && r >= 0)
+                        r = k;
+        }
+        return r;
+}
+
+void queue_abort_intake(Queue *q) {
+        for (size_t i = 0; i < q->n_staged; i++) {
+                (void) remove_tree(q->staged_dirs[i]);
+                free(q->staged_dirs[i]);
+                entry_free(q->staged[i]);
+        }
+        q->n_staged = 0;
+}
+
+void queue_mark_dirty(Queue *q, Entry *e) {
+        if (e->dirty)
+                return;
+        e->dirty = true;
+        q->n_dirty++;
+}
+
+bool queue_has_dirty(const Queue *q) {
+        return q->n_dirty > 0;
+}
+
+int queue_flush(Queue *q) {
+        WriteBatch *b;
+        int r = 0;
+
+        if (q->n_dirty == 0)
+                return 0;
+        b = write_batch_new();
+        for (size_t i = 0; i < q->n_entries && r >= 0; i++) {
+                Entry *e = q->entries[i];
+                _cleanup_free_ char *p = NULL;
+                char *s;
+
+                if (!e->dirty)
+                        continue;
+                json_t *o = entry_jobs_to_json(e);
+                s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+                json_decref(o);
+                p = path_join(e->dir, "jobs.json");
+                r = write_batch_add(b, p, s, strlen(s));
+                free(s);
+        }
+        if (r >= 0)
+                r = write_batch_commit(b);
+        write_batch_free(b);
+        if (r < 0)
+                return log_error_errno(r, "Failed to save the job states (will try again): %m");
+        for (size_t i = 0; i < q->n_entries; i++)
+                q->entries[i]->dirty = false;
+        q->n_dirty = 0;
+        return 0;
+}
+
+int queue_retire(Queue *q, Entry *e) {
+        _cleanup_free_ char *final = path_join(q->done_dir, e->announcement->id), *jp = path_join(e->dir, "jobs.json");
+        json_t *o = entry_jobs_to_json(e);
+        int r;
+
+        r = write_json_atomic(jp, o);
+        json_decref(o);
+        if (r < 0)
+                return r;
+        (void) remove_tree(final); /* a leftover of a crash between publishing and this rename */
+        if (rename(e->dir, final) < 0)
+                return -errno;
+        r = fsync_path(q->done_dir);
+        if (r >= 0)
+                r = fsync_path(q->queue_dir);
+        for (size_t i = 0; i < q->n_entries; i++)
+                if (q->entries[i] == e) {
+                        memmove(q->entries + i, q->entries + i + 1, (q->n_entries - i - 1) * sizeof(Entry *));
+                        q->n_entries--;
+                        break;
+                }
+        if (e->dirty)
+                q->n_dirty--;
+        entry_free(e);
+        return r;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * queue: the durable state of every announcement not yet finished (DESIGN §4).
+ *
+ *   STATE/queue/ID/announcement.json   the parsed announcement (written once, at intake)
+ *   STATE/queue/ID/jobs.json           one record per (announcement, channel), rewritten whole
+ *   STATE/queue/ID/original/NAME       the file or folder as staff dropped it
+ *   STATE/done/ID/...                  the same, moved here in one rename when every job has ended
+ *   STATE/tmp/                         intake staging; emptied at start
+ *
+ * Every file is written whole (temporary, fsync, rename, fsync of the directory), and the jobs of
+ * one loop iteration are written together by queue_flush().
+ */
+#pragma once
+
+#include <jansson.h>
+
+#include "announcement.h"
+#include "util.h"
+
+typedef enum JobState {
+        JOB_SCHEDULED,   /* waiting for its time, or for the website job */
+        JOB_SENDING,     /* handed to the plugin; a crash here means "interrupted" */
+        JOB_DEFERRED,    /* failed transiently; next try at next_try */
+        JOB_DONE,
+        JOB_FAILED,      /* permanently, or gave up */
+        JOB_UNCONFIRMED, /* may have gone out; a person must check */
+        JOB_SKIPPED,     /* the channel is disabled in the config */
+        JOB_CANCELLED,   /* withdrawn before it went out */
+        _JOB_STATE_MAX,
+} JobState;
+
+typedef enum JobKind {
+        JOB_PUBLISH,
+        JOB_RETRACT, /* for a Cancel: announcement: withdraw `target` from this channel */
+} JobKind;
+
+typedef struct Entry Entry;
+
+typedef struct Job {
+        Entry *entry;
+        char *channel;
+        JobKind kind;
+        JobState state;
+        unsigned attempts;
+        usec_t first_try, last_try, next_try, finished;
+        char *message, *message_th; /* last outcome or error, for people */
+        char *link, *remote_id;
+        char **attachment_urls;
+        size_t n_attachment_urls;
+        bool interrupted; /* loaded in state sending: the attempt was cut off */
+        /* runtime only */
+        void *timer;       /* sd_event_source* */
+        void *instance;    /* ChannelInstance* while sending */
+        bool start_pending;
+} Job;
+
+struct Entry {
+        Announcement *announcement;
+        Job *jobs;
+        size_t n_jobs;
+        bool held;
+        char *target; /* for Cancel: the id withdrawn */
+        uint64_t source_ino, source_mtime; /* of the dropped file, to recognise it after a crash */
+        bool dirty;
+        bool finishing;
+        char *dir; /* STATE/queue/ID */
+};
+
+const char *job_state_to_string(JobState s);
+const char *job_state_to_thai(JobState s);
+int job_state_from_string(const char *s);
+bool job_state_is_final(JobState s);
+bool entry_is_finished(const Entry *e);
+
+typedef struct Queue Queue;
+
+int queue_open(const char *state_dir, Queue **ret);
+void queue_free(Queue *q);
+const char *queue_state_dir(const Queue *q);
+
+/* Entries in the order they were loaded or added. */
+size_t queue_size(const Queue *q);
+Entry *queue_entry(const Queue *q, size_t i);
+Entry *queue_find(const Queue *q, const char *id);
+
+/* True when an announcement with this id is queued or done. */
+bool queue_id_exists(const Queue *q, const char *id);
+/* Loads a done entry (for Cancel/Replaces targets and the CLI); caller frees with entry_free(). */
+int queue_load_done(const Queue *q, const char *id, Entry **ret);
+
+/*
+ * Intake: makes `entry` durable with a copy of the dropped file or folder at `source`.
+ * The entry is staged in STATE/tmp; queue_commit_intake() makes all staged entries durable at once
+ * (one filesystem sync, renames, directory syncs) and adds them to the queue.  Only after that
+ * may the caller remove the originals from incoming/.
+ */
+int queue_stage_intake(Queue *q, Entry *entry, const char *source);
+int queue_commit_intake(Queue *q);
+void queue_abort_intake(Queue *q);
+
+/* Marks an entry for the next queue_flush(). */
+void queue_mark_dirty(Queue *q, Entry *e);
+bool queue_has_dirty(const Queue *q);
+/* Writes every dirty entry's jobs.json in one batch. */
+int queue_flush(Queue *q);
+
+/* Moves a finished entry to STATE/done and drops it from memory (it is freed). */
+int queue_retire(Queue *q, Entry *e);
+
+/* Loading and saving, also for the CLI. */
+Entry *entry_new(Announcement *a);
+void entry_free(Entry *e);
+json_t *entry_jobs_to_json(const Entry *e);
+int entry_load_dir(const char *dir, Entry **ret);
+/* Every entry in STATE/queue (and STATE/done when `done`), sorted by id; for the CLI. */
+int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n);
+/* Path of the original file or folder: DIR/original/NAME. */
+char *entry_original_path(const Entry *e);

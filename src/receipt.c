@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+#include "receipt.h"
+
+#include <sys/stat.h>
+
+#include "thaidate.h"
+
+static void villages_text(const Config *c, const Announcement *a, StrBuf *b, bool thai) {
+        if (a->all_villages) {
+                strbuf_append(b, thai ? "ทุกหมู่บ้าน" : "all villages");
+                return;
+        }
+        for (size_t i = 0; i < a->n_villages; i++) {
+                const char *name = a->villages[i] <= VILLAGE_MAX ? c->village_names[a->villages[i]] : NULL;
+                strbuf_printf(b, "%s%s %u%s%s%s", i ? ", " : "", thai ? "หมู่" : "village", a->villages[i],
+                              name ? " (" : "", name ? name : "", name ? ")" : "");
+        }
+}
+
+static void job_lines(const Job *j, StrBuf *b, bool thai) {
+        char when[128] = "";
+
+        if (thai) {
+                strbuf_printf(b, "- %s: %s", j->channel, job_state_to_thai(j->state));
+                if (j->finished && thaidate_format(j->finished, THAIDATE_LONG, when, sizeof when) > 0)
+                        strbuf_printf(b, " เมื่อ %s", when);
+        } else {
+                strbuf_printf(b, "- %s: %s", j->channel, job_state_to_string(j->state));
+                if (j->finished && thaidate_format_iso(j->finished, when, sizeof when) > 0)
+                        strbuf_printf(b, " at %s", when);
+        }
+        if (j->attempts > 1)
+                strbuf_printf(b, thai ? " (ส่ง %u ครั้ง)" : " (%u attempts)", j->attempts);
+        strbuf_append(b, "\n");
+        if (j->link)
+                strbuf_printf(b, thai ? "  ลิงก์: %s\n" : "  link: %s\n", j->link);
+        if (j->remote_id)
+                strbuf_printf(b, thai ? "  รหัสโพสต์: %s\n" : "  post id: %s\n", j->remote_id);
+        const char *msg = thai && j->message_th ? j->message_th : j->message;
+        if (msg && j->state != JOB_DONE)
+                strbuf_printf(b, thai ? "  หมายเหตุ: %s\n" : "  note: %s\n", msg);
+}
+
+char *receipt_format(const Config *c, const Entry *e, usec_t now) {
+        const Announcement *a = e->announcement;
+        char received[128] = "", published[128] = "", made[128] = "", iso_r[64] = "", iso_p[64] = "",
+             iso_m[64] = "", expires[128] = "";
+        StrBuf b = {};
+
+        thaidate_format(a->received, THAIDATE_LONG, received, sizeof received);
+        thaidate_format(a->publish_at, THAIDATE_LONG, published, sizeof published);
+        thaidate_format(now, THAIDATE_LONG, made, sizeof made);
+        thaidate_format_iso(a->received, iso_r, sizeof iso_r);
+        thaidate_format_iso(a->publish_at, iso_p, sizeof iso_p);
+        thaidate_format_iso(now, iso_m, sizeof iso_m);
+        if (a->expires)
+                thaidate_format(a->expires, THAIDATE_LONG, expires, sizeof expires);
+
+        strbuf_printf(&b, "ใบรับรองการเผยแพร่ประกาศ\n========================\n"
+                      "รหัสประกาศ: %s\nหัวข้อ: %s\nหมวด: %s\nไฟล์ต้นฉบับ: %s\nรับไฟล์เมื่อ: %s\nกำหนดเผยแพร่: %s\n",
+                      a->id, a->title, a->category, a->source_name ? a->source_name : "-", received, published);
+        if (a->expires)
+                strbuf_printf(&b, "หมดอายุ: %s\n", expires);
+        if (a->cancel)
+                strbuf_printf(&b, "ยกเลิกประกาศ: %s\n", a->cancel);
+        if (a->replaces)
+                strbuf_printf(&b, "แทนที่ประกาศ: %s\n", a->replaces);
+        strbuf_append(&b, "หมู่บ้าน: ");
+        villages_text(c, a, &b, true);
+        strbuf_append(&b, "\n\nผลการเผยแพร่แต่ละช่องทาง:\n");
+        for (size_t i = 0; i < e->n_jobs; i++)
+                job_lines(&e->jobs[i], &b, true);
+        strbuf_printf(&b, "\nออกใบรับรองเมื่อ %s\n\n----------------------------------------\n\n", made);
+
+        strbuf_printf(&b, "Publication receipt\n===================\n"
+                      "Announcement id: %s\nTitle: %s\nCategory: %s\nOriginal file: %s\nReceived: %s\n"
+                      "Publish at: %s\n",
+                      a->id, a->title, a->category, a->source_name ? a->source_name : "-", iso_r, iso_p);
+        if (a->expires) {
+                thaidate_format_iso(a->expires, expires, sizeof expires);
+                strbuf_printf(&b, "Expires: %s\n", expires);
+        }
+        if (a->cancel)
+                strbuf_printf(&b, "Withdraws: %s\n", a->cancel);
+        if (a->replaces)
+                strbuf_printf(&b, "Replaces: %s\n", a->replaces);
+        strbuf_append(&b, "Villages: ");
+        villages_text(c, a, &b, false);
+        strbuf_append(&b, "\n\nOutcome per channel:\n");
+        for (size_t i = 0; i < e->n_jobs; i++)
+                job_lines(&e->jobs[i], &b, false);
+        strbuf_printf(&b, "\nReceipt made at %s by prakat.\n", iso_m);
+        return strbuf_steal(&b);
+}
+
+int receipt_publish(const Config *c, const Entry *e, usec_t now) {
+        const Announcement *a = e->announcement;
+        char day[16];
+        _cleanup_free_ char *published = path_join(c->spool, "published"), *name = NULL, *final = NULL,
+                            *temp = NULL, *orig_from = NULL, *orig_to = NULL, *receipt = NULL, *rp = NULL;
+        struct stat st;
+        int r;
+
+        thaidate_format_day(a->publish_at ? a->publish_at : now, false, day, sizeof day);
+        name = xasprintf("%s-%s", day, a->id);
+        final = path_join(published, name);
+        temp = xasprintf("%s/.tmp-%s", published, name);
+        (void) remove_tree(temp);
+        r = mkdir_p(temp, 0755);
+        if (r < 0)
+                return r;
+        orig_from = entry_original_path(e);
+        orig_to = path_join(temp, a->source_name);
+        if (lstat(orig_from, &st) == 0)
+                r = S_ISDIR(st.st_mode) ? copy_tree(orig_from, orig_to) : copy_file(orig_from, orig_to, 0644);
+        if (r >= 0) {
+                receipt = receipt_format(c, e, now);
+                rp = path_join(temp, "receipt.txt");
+                r = write_file_atomic(rp, receipt, strlen(receipt), 0644);
+        }
+        if (r < 0) {
+                (void) remove_tree(temp);
+                return r;
+        }
+        /* Replacing a folder left by a crash between this rename and the move to done/. */
+        (void) remove_tree(final);
+        if (rename(temp, final) < 0) {
+                r = -errno;
+                (void) remove_tree(temp);
+                return r;
+        }
+        return fsync_path(published);
+}
