@@ -1,2 +1,330 @@
 /* SPDX-License-Identifier: MIT */
-int main(void) { return 0; }
+/*
+ * prakat: the operator's command line (DESIGN §7).  This version reads the state files directly,
+ * so every command here works whether or not prakatd is running.
+ */
+#include <getopt.h>
+#include <sysexits.h>
+
+#include "announcement.h"
+#include "config.h"
+#include "log.h"
+#include "queue.h"
+#include "thaidate.h"
+
+#ifndef PRAKAT_CONFIG
+#define PRAKAT_CONFIG "/etc/prakat/prakat.conf"
+#endif
+
+typedef struct Options {
+        const char *config;
+        bool json, all;
+} Options;
+
+static int load_config(const Options *o, Config **ret) {
+        _cleanup_free_ char *error = NULL;
+
+        if (config_load(o->config, ret, &error) < 0) {
+                fprintf(stderr, "prakat: %s\n", error);
+                return EX_CONFIG;
+        }
+        return 0;
+}
+
+static void print_json(json_t *j) {
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+}
+
+/* ---- validate ---- */
+
+static int cmd_validate(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        int bad = 0, r;
+
+        if (argc < 1) {
+                fprintf(stderr, "Usage: prakat validate FILE...\n");
+                return EX_USAGE;
+        }
+        if ((r = load_config(o, &config)))
+                return r;
+        for (int i = 0; i < argc; i++) {
+                ParseContext ctx = { .config = config, .now = clock_now() };
+                ParseError e = {};
+                Announcement *a = NULL;
+                const char *slash = strrchr(argv[i], '/');
+                _cleanup_free_ char *path = xstrdup(argv[i]);
+                size_t n = strlen(path);
+
+                while (n > 1 && path[n - 1] == '/')
+                        path[--n] = 0;
+                slash = strrchr(path, '/');
+                r = announcement_load(&ctx, path, slash ? slash + 1 : path, &a, &e);
+                if (r < 0) {
+                        _cleanup_free_ char *text = parse_error_format(&e, argv[i], ctx.now);
+                        printf("%s\n", text);
+                        parse_error_done(&e);
+                        bad++;
+                        continue;
+                }
+                char when[128];
+                thaidate_format(a->publish_at, THAIDATE_LONG, when, sizeof when);
+                printf("%s: ใช้ได้ / valid\n  id: %s\n  title: %s\n  channels:", argv[i], a->id, a->title);
+                for (size_t k = 0; k < a->n_channels; k++)
+                        printf(" %s", a->channels[k]);
+                for (size_t k = 0; k < a->n_skipped_channels; k++)
+                        printf(" (%s: disabled)", a->skipped_channels[k]);
+                printf("\n  publish: %s\n  encoding: %s\n", when, a->encoding);
+                announcement_free(a);
+        }
+        config_free(config);
+        return bad ? EX_DATAERR : EX_OK;
+}
+
+/* ---- list and show ---- */
+
+static const char *entry_summary(const Entry *e) {
+        bool sending = false, waiting = false, failed = false;
+
+        if (e->held)
+                return "held";
+        for (size_t i = 0; i < e->n_jobs; i++) {
+                JobState s = e->jobs[i].state;
+                sending |= s == JOB_SENDING;
+                waiting |= s == JOB_SCHEDULED || s == JOB_DEFERRED;
+                failed |= s == JOB_FAILED || s == JOB_UNCONFIRMED;
+        }
+        if (sending)
+                return "sending";
+        if (waiting)
+                return "waiting";
+        return failed ? "finished-with-errors" : "finished";
+}
+
+static json_t *entry_to_json(const Entry *e) {
+        json_t *o = announcement_to_json(e->announcement);
+        json_t *j = entry_jobs_to_json(e);
+
+        json_object_set_new(o, "status", json_string(entry_summary(e)));
+        json_object_set(o, "held", json_object_get(j, "held"));
+        json_object_set(o, "jobs", json_object_get(j, "jobs"));
+        json_decref(j);
+        return o;
+}
+
+static int cmd_list(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        Entry **list = NULL;
+        size_t n = 0;
+        int r;
+
+        if ((r = load_config(o, &config)))
+                return r;
+        r = queue_list_dir(config->state, o->all, &list, &n);
+        if (r < 0) {
+                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
+                config_free(config);
+                return EX_IOERR;
+        }
+        if (o->json) {
+                json_t *arr = json_array();
+                for (size_t i = 0; i < n; i++)
+                        json_array_append_new(arr, entry_to_json(list[i]));
+                print_json(arr);
+                json_decref(arr);
+        } else {
+                if (n == 0)
+                        printf(o->all ? "No announcements.\n" : "Nothing waiting: every announcement has finished "
+                                                                "(prakat list --all shows them).\n");
+                for (size_t i = 0; i < n; i++) {
+                        const Entry *e = list[i];
+                        printf("%-24s %-21s", e->announcement->id, entry_summary(e));
+                        for (size_t k = 0; k < e->n_jobs; k++)
+                                printf(" %s:%s", e->jobs[k].channel, job_state_to_string(e->jobs[k].state));
+                        printf("  %s\n", e->announcement->title);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                entry_free(list[i]);
+        free(list);
+        config_free(config);
+        return EX_OK;
+}
+
+static void print_time(const char *label, usec_t t) {
+        char th[128], iso[64];
+
+        if (!t)
+                return;
+        thaidate_format(t, THAIDATE_LONG, th, sizeof th);
+        thaidate_format_iso(t, iso, sizeof iso);
+        printf("%-12s %s (%s)\n", label, iso, th);
+}
+
+static int cmd_show(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        Entry *e = NULL;
+        int r;
+
+        if (argc != 1) {
+                fprintf(stderr, "Usage: prakat show ID\n");
+                return EX_USAGE;
+        }
+        if (!announcement_id_valid(argv[0])) {
+                fprintf(stderr, "prakat: '%s' is not an announcement id.\n", argv[0]);
+                return EX_USAGE;
+        }
+        if ((r = load_config(o, &config)))
+                return r;
+        for (const char *sub = "queue"; sub; sub = streq(sub, "queue") ? "done" : NULL) {
+                _cleanup_free_ char *dir = xasprintf("%s/%s/%s", config->state, sub, argv[0]);
+                if (entry_load_dir(dir, &e) >= 0)
+                        break;
+        }
+        if (!e) {
+                fprintf(stderr, "prakat: no announcement %s in %s (prakat list --all shows every id).\n", argv[0],
+                        config->state);
+                config_free(config);
+                return EX_NOINPUT;
+        }
+        if (o->json) {
+                json_t *j = entry_to_json(e);
+                print_json(j);
+                json_decref(j);
+        } else {
+                const Announcement *a = e->announcement;
+                printf("%-12s %s\n%-12s %s\n%-12s %s\n%-12s %s\n", "id:", a->id, "title:", a->title, "status:",
+                       entry_summary(e), "category:", a->category);
+                printf("%-12s %s\n", "file:", a->source_name ? a->source_name : "-");
+                print_time("received:", a->received);
+                print_time("publish at:", a->publish_at);
+                print_time("expires:", a->expires);
+                if (a->cancel)
+                        printf("%-12s %s\n", "withdraws:", a->cancel);
+                if (a->replaces)
+                        printf("%-12s %s\n", "replaces:", a->replaces);
+                printf("%-12s ", "villages:");
+                if (a->all_villages)
+                        printf("all");
+                for (size_t i = 0; i < a->n_villages; i++)
+                        printf("%s%u", i ? ", " : "", a->villages[i]);
+                printf("\n\nchannels:\n");
+                for (size_t i = 0; i < e->n_jobs; i++) {
+                        const Job *j = &e->jobs[i];
+                        printf("  %-12s %-12s attempts %u\n", j->channel, job_state_to_string(j->state), j->attempts);
+                        if (j->link)
+                                printf("    link: %s\n", j->link);
+                        if (j->remote_id)
+                                printf("    id: %s\n", j->remote_id);
+                        if (j->message)
+                                printf("    note: %s\n", j->message);
+                        if (j->state == JOB_DEFERRED && j->next_try) {
+                                char iso[64];
+                                thaidate_format_iso(j->next_try, iso, sizeof iso);
+                                printf("    next try: %s\n", iso);
+                        }
+                }
+        }
+        entry_free(e);
+        config_free(config);
+        return EX_OK;
+}
+
+static void help(void) {
+        printf("Usage: prakat [--config FILE] COMMAND [ARGS]\n\n"
+               "Commands:\n"
+               "  validate FILE...   check announcements before dropping them (exit 0 only if all are valid)\n"
+               "  list [--all]       announcements not yet finished (--all: every one)\n"
+               "  show ID            one announcement: each channel's state, links, errors, next try\n\n"
+               "Options:\n"
+               "  -c, --config FILE  configuration (default %s)\n"
+               "      --json         machine-readable output for list and show\n"
+               "  -h, --help         this help\n",
+               PRAKAT_CONFIG);
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' }, { "json", no_argument, NULL, 'j' },
+                { "all", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        static const struct {
+                const char *name;
+                int (*fn)(const Options *o, int argc, char **argv);
+        } commands[] = {
+                { "validate", cmd_validate },
+                { "list", cmd_list },
+                { "show", cmd_show },
+        };
+        Options o = { .config = PRAKAT_CONFIG };
+        int c;
+
+        log_open("prakat");
+        log_set_max_level(LOG_ERR);
+        if (clock_init() < 0) {
+                fprintf(stderr, "prakat: PRAKAT_NOW must look like 2026-11-25T03:00:00Z.\n");
+                return EX_USAGE;
+        }
+        /* Options may come before or after the command: "prakat list --json" and "prakat --json list". */
+        while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0)
+                switch (c) {
+                case 'c':
+                        o.config = optarg;
+                        break;
+                case 'j':
+                        o.json = true;
+                        break;
+                case 'a':
+                        o.all = true;
+                        break;
+                case 'h':
+                        help();
+                        return EX_OK;
+                default:
+                        return EX_USAGE;
+                }
+        if (optind >= argc) {
+                help();
+                return EX_USAGE;
+        }
+        const char *command = argv[optind];
+        int sub_argc = 0;
+        char **sub_argv = xcalloc((size_t) argc, sizeof(char *));
+        optind++;
+        while (optind < argc) {
+                c = getopt_long(argc, argv, "+c:h", options, NULL);
+                if (c == -1) {
+                        sub_argv[sub_argc++] = argv[optind++];
+                        continue;
+                }
+                switch (c) {
+                case 'c':
+                        o.config = optarg;
+                        break;
+                case 'j':
+                        o.json = true;
+                        break;
+                case 'a':
+                        o.all = true;
+                        break;
+                case 'h':
+                        help();
+                        free(sub_argv);
+                        return EX_OK;
+                default:
+                        free(sub_argv);
+                        return EX_USAGE;
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(command, commands[i].name)) {
+                        int r = commands[i].fn(&o, sub_argc, sub_argv);
+                        free(sub_argv);
+                        return r;
+                }
+        fprintf(stderr, "prakat: unknown command '%s'. See prakat --help.\n", command);
+        free(sub_argv);
+        return EX_USAGE;
+}

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Runs every test against one or more build directories and ends with "N passed, N failed".
+#   tests/run-all.sh build build-asan      unit + integration tests on each build
+#   tests/run-all.sh --unit-only build
+# Unit tests are cmocka programs (build/tests/test-*); integration tests are tests/integration/test_*.py,
+# which print "PASS: name" or "FAIL: name" per case.
+set -u
+unit_only=0
+if [ "${1:-}" = "--unit-only" ]; then unit_only=1; shift; fi
+[ $# -ge 1 ] || set -- build
+top=$(cd "$(dirname "$0")/.." && pwd)
+out="$top/tests/out"
+mkdir -p "$out"
+passed=0
+failed=0
+failures=""
+
+count_cmocka() { # log file -> adds to passed/failed
+        p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$1" | tail -n 1)
+        f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$1" | tail -n 1)
+        passed=$((passed + ${p:-0}))
+        failed=$((failed + ${f:-0}))
+}
+
+for build in "$@"; do
+        case "$build" in /*) ;; *) build="$top/$build" ;; esac
+        tag=$(basename "$build")
+        for t in "$build"/tests/test-*; do
+                [ -x "$t" ] || continue
+                name="$tag/$(basename "$t")"
+                log="$out/$(echo "$name" | tr / _).log"
+                if "$t" >"$log" 2>&1; then :; else
+                        grep -q '^\[  FAILED  \]' "$log" || { failed=$((failed + 1)); failures="$failures $name(crashed)"; }
+                fi
+                count_cmocka "$log"
+                grep -q '^\[  FAILED  \]' "$log" && failures="$failures $name"
+                echo "unit $name: $(grep -E '^\[  (PASSED|FAILED)  \]' "$log" | tr '\n' ' ')"
+        done
+        [ $unit_only -eq 1 ] && continue
+        for t in "$top"/tests/integration/test_*.py; do
+                [ -f "$t" ] || continue
+                name="$tag/$(basename "$t" .py)"
+                log="$out/$(echo "$name" | tr / _).log"
+                PRAKAT_BUILD="$build" timeout 900 /usr/bin/python3 "$t" >"$log" 2>&1
+                rc=$?
+                p=$(grep -c '^PASS: ' "$log")
+                f=$(grep -c '^FAIL: ' "$log")
+                if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $name exited with $rc" >>"$log"; fi
+                passed=$((passed + p))
+                failed=$((failed + f))
+                [ "$f" -gt 0 ] && failures="$failures $name"
+                echo "integration $name: $p passed, $f failed"
+        done
+done
+if [ -n "$failures" ]; then
+        echo "Failures in:$failures (logs in tests/out/)"
+        for name in $failures; do
+                log="$out/$(echo "${name%(crashed)}" | tr / _).log"
+                [ -f "$log" ] && { echo "---- $log"; grep -E '^(FAIL|\[  FAILED|\[  ERROR|.*[Ee]rror)' "$log" | head -n 40; }
+        done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
