@@ -312,8 +312,10 @@ static void spool_take_ready(Spool *s) {
                         /* Still being written (a copy over Samba can pause): wait until nothing changes. */
                         sig = signature_of(p, 0);
                         if (sig != c->signature) {
+                                /* The first look only records; inotify already dated the last change. */
+                                if (c->signature != 0)
+                                        c->changed = now;
                                 c->signature = sig;
-                                c->changed = now;
                         }
                         if (now - c->changed < m->config->settle) {
                                 i++;
