@@ -199,6 +199,9 @@ struct prakat_host {
 
         /* Ends a job. `result` and its strings are copied. Call exactly once per publish()/retract(). */
         void (*job_finish)(const prakat_host *host, prakat_job *job, const prakat_result *result);
+
+        /* The folder of the config file: a relative path in the channel's section is relative to it. */
+        const char *config_dir;
 };
 
 typedef struct prakat_channel_plugin {

@@ -203,8 +203,19 @@ static void channel_instance_free(ChannelInstance *c) {
         channel_config_free(c->config);
         free((char *) c->host.state_dir);
         free((char *) c->host.timezone);
+        free((char *) c->host.config_dir);
         free(c->name);
         free(c);
+}
+
+static char *config_dirname(const char *path) {
+        _cleanup_free_ char *abs = realpath(path, NULL);
+        const char *p = abs ? abs : path;
+        const char *slash = strrchr(p, '/');
+
+        if (!slash)
+                return xstrdup(".");
+        return slash == p ? xstrdup("/") : xstrndup(p, (size_t) (slash - p));
 }
 
 int channel_instance_load(Manager *m, const Config *config, const ChannelConfig *cc, ChannelInstance **ret,
@@ -250,6 +261,7 @@ int channel_instance_load(Manager *m, const Config *config, const ChannelConfig 
                 .http_request = host_http_request,
                 .http_cancel = host_http_cancel,
                 .job_finish = host_job_finish,
+                .config_dir = config_dirname(config->path),
         };
         r = c->plugin->configure(&c->host, cc->entries, cc->n_entries, &c->instance, reason, sizeof reason, &line);
         if (r < 0) {
