@@ -29,7 +29,7 @@ CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 MAINS      := src/prakatd.c src/prakat.c
 CORE_SRC   := $(filter-out $(MAINS),$(wildcard src/*.c))
 CORE_OBJ   := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
-CHANNELS   := $(notdir $(wildcard channels/*/))
+CHANNELS   := $(notdir $(patsubst %/,%,$(wildcard channels/*/)))
 PLUGINS    := $(CHANNELS:%=$(BUILD)/channels/%.so)
 UNIT_SRC   := $(wildcard tests/unit/test-*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -65,7 +65,8 @@ $(BUILD)/prakat: $(BUILD)/obj/prakat.o $(BUILD)/libprakat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -ldl -lm
 
 # A plugin includes only channels/prakat-channel.h and links against nothing of the core.
-$(BUILD)/channels/%.so: $(wildcard channels/%/*.c) channels/prakat-channel.h
+.SECONDEXPANSION:
+$(BUILD)/channels/%.so: $$(wildcard channels/$$*/*.c) channels/prakat-channel.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $(wildcard channels/$*/*.c) $(LDFLAGS) -lm
 
@@ -75,7 +76,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprakat.a
 	  $(LDFLAGS) $(CMOCKA_LIBS) $(DEP_LIBS) -ldl -lm
 
 # A plugin's unit test #includes the plugin's source, so it depends on it.
-$(BUILD)/tests/test-website: $(wildcard channels/website/*.c)
+$(BUILD)/tests/test-website: $(wildcard channels/website/*.c) tests/unit/fake-host.h
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -626,6 +626,17 @@ static const char *known_headers_text(void) {
                "Audio/เสียง, Author/ผู้ประกาศ, Replaces/แทนที่, Cancel/ยกเลิก, ID/รหัส";
 }
 
+/* True when the first non-blank line at or after `s` is "Key: value" with a known key. */
+static bool next_line_is_header(const char *s) {
+        while (*s == '\n' || *s == ' ' || *s == '\t')
+                s++;
+        size_t len = strcspn(s, "\n"), key = strcspn(s, ":");
+        if (key >= len || key > 64)
+                return false;
+        _cleanup_free_ char *k = xstrndup(s, key);
+        return field_lookup(strstrip(k)) >= 0;
+}
+
 int announcement_parse_text(const ParseContext *ctx, const char *name, const void *data, size_t size,
                             const char *bundle_dir, Announcement **ret, ParseError *e) {
         _cleanup_free_ char *text = NULL, *b = NULL;
@@ -669,7 +680,9 @@ int announcement_parse_text(const ParseContext *ctx, const char *name, const voi
                         goto finish;
                 }
                 r = text_header_line(&fs, line, lineno, &is_header, e);
-                if (r == -ENOENT && any_header) {
+                /* A misspelt key on the first line must not turn the whole header into text
+                 * (and so publish to every channel and village): a known header below gives it away. */
+                if (r == -ENOENT && (any_header || next_line_is_header(next))) {
                         _cleanup_free_ char *key = xstrndup(p, strcspn(p, ":"));
                         r = fail(e, lineno, "ไม่รู้จักหัวข้อ \"%s\" ตรวจการสะกด หัวที่ใช้ได้คือ %s "
                                  "ถ้าบรรทัดนี้เป็นเนื้อหา ให้เว้นบรรทัดว่างหนึ่งบรรทัดก่อนเนื้อหา",

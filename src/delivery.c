@@ -456,7 +456,8 @@ void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res
 
 static void entry_finish(Manager *m, Entry *e) {
         usec_t now = clock_now();
-        const char *id = e->announcement->id;
+        /* A copy: queue_retire() frees the entry, and the last message names it. */
+        _cleanup_free_ char *id = xstrdup(e->announcement->id);
         int r;
 
         r = receipt_publish(m->config, e, now);
@@ -476,7 +477,8 @@ void delivery_after_flush(Manager *m) {
         size_t n = m->n_start;
         Job **list = xmalloc((n ? n : 1) * sizeof(Job *));
 
-        memcpy(list, m->start_list, n * sizeof(Job *));
+        if (n > 0) /* start_list is NULL until the first job started: memcpy(NULL, 0) is undefined */
+                memcpy(list, m->start_list, n * sizeof(Job *));
         m->n_start = 0;
         for (size_t i = 0; i < n; i++)
                 if (!m->stopping)

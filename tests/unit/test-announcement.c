@@ -213,6 +213,7 @@ static void test_json_errors(void **state) {
 
 static void test_bad_headers(void **state) {
         expect_error("Title: x\nChanels: facebook\n\nbody", 2, "Unknown header \"Chanels\"");
+        expect_error("Chanels: website\nหัวข้อ: x\nหมู่บ้าน: 3\n\nbody", 1, "Unknown header \"Chanels\"");
         expect_error("Title: x\nChannels: facebok\n\nbody", 2, "no channel named \"facebok\"");
         expect_error("Title: x\nChannels: facebook\n\nbody", 2, "disabled");
         expect_error("Title: x\nVillages: 1, 9\n\nbody", 2, "village 9 is not in");
