@@ -267,8 +267,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "prakat: PRAKAT_NOW must look like 2026-11-25T03:00:00Z.\n");
                 return EX_USAGE;
         }
-        /* Options may come before or after the command: "prakat list --json" and "prakat --json list". */
-        while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0)
+        /* GNU getopt permutes: options may come before or after the command ("prakat list --json"). */
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         o.config = optarg;
@@ -290,41 +290,9 @@ int main(int argc, char **argv) {
                 return EX_USAGE;
         }
         const char *command = argv[optind];
-        int sub_argc = 0;
-        char **sub_argv = xcalloc((size_t) argc, sizeof(char *));
-        optind++;
-        while (optind < argc) {
-                c = getopt_long(argc, argv, "+c:h", options, NULL);
-                if (c == -1) {
-                        sub_argv[sub_argc++] = argv[optind++];
-                        continue;
-                }
-                switch (c) {
-                case 'c':
-                        o.config = optarg;
-                        break;
-                case 'j':
-                        o.json = true;
-                        break;
-                case 'a':
-                        o.all = true;
-                        break;
-                case 'h':
-                        help();
-                        free(sub_argv);
-                        return EX_OK;
-                default:
-                        free(sub_argv);
-                        return EX_USAGE;
-                }
-        }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (streq(command, commands[i].name)) {
-                        int r = commands[i].fn(&o, sub_argc, sub_argv);
-                        free(sub_argv);
-                        return r;
-                }
+                if (streq(command, commands[i].name))
+                        return commands[i].fn(&o, argc - optind - 1, argv + optind + 1);
         fprintf(stderr, "prakat: unknown command '%s'. See prakat --help.\n", command);
-        free(sub_argv);
         return EX_USAGE;
 }

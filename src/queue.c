@@ -272,6 +272,13 @@ static int compare_entry_ids(const void *a, const void *b) {
         return strcmp(x->announcement->id, y->announcement->id);
 }
 
+static int compare_entry_received(const void *a, const void *b) {
+        const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+        if (x->announcement->received != y->announcement->received)
+                return x->announcement->received < y->announcement->received ? -1 : 1;
+        return strcmp(x->announcement->id, y->announcement->id);
+}
+
 int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n) {
         const char *subdirs[] = { "queue", "done" };
         Entry **list = NULL;
@@ -336,7 +343,9 @@ int queue_open(const char *state_dir, Queue **ret) {
                 queue_free(q);
                 return log_error_errno(r, "Failed to open the queue in %s: %m", state_dir);
         }
-        /* Received order is the order of work; ids sort by day, so sort by receipt time instead. */
+        /* Received order is the order of work, not the id order the CLI lists in. */
+        if (n > 1)
+                qsort(list, n, sizeof(Entry *), compare_entry_received);
         for (size_t i = 0; i < n; i++)
                 queue_push(q, list[i]);
         free(list);
