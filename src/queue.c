@@ -392,8 +392,7 @@ static int stage_write_json(const char *path, json_t *o) {
         size_t n = strlen(s);
         int r = 0;
 
-        if (fd < 0 || write(fd, s, n) != (ssize_t) n)
-                r = -errno ? -errno : -EIO;
+        r = fd < 0 ? -errno : write_full(fd, s, n);
         free(s);
         json_decref(o);
         return r;

@@ -286,7 +286,7 @@ int fsync_parent(const char *path) {
         return fsync_path(dir);
 }
 
-static int write_all(int fd, const void *data, size_t size) {
+int write_full(int fd, const void *data, size_t size) {
         const char *p = data;
 
         while (size > 0) {
@@ -311,7 +311,7 @@ static int write_temporary(const char *path, const void *data, size_t size, mode
 
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, data, size);
+        r = write_full(fd, data, size);
         if (r >= 0 && fchmod(fd, mode) < 0)
                 r = -errno;
         if (r >= 0 && sync && fsync(fd) < 0)
@@ -364,7 +364,7 @@ int copy_file(const char *from, const char *to, mode_t mode) {
                 }
                 if (n == 0)
                         break;
-                r = write_all(out, buf, (size_t) n);
+                r = write_full(out, buf, (size_t) n);
                 if (r < 0)
                         return r;
         }
@@ -465,9 +465,10 @@ int write_batch_add(WriteBatch *b, const char *path, const void *data, size_t si
         return 0;
 }
 
-static void write_batch_clear(WriteBatch *b, bool unlink_temps) {
+/* Frees the entries, removing the temporaries from index `first_unrenamed` on (the others were renamed). */
+static void write_batch_clear(WriteBatch *b, size_t first_unrenamed) {
         for (size_t i = 0; i < b->n; i++) {
-                if (unlink_temps)
+                if (i >= first_unrenamed)
                         unlink(b->entries[i].temp);
                 free(b->entries[i].temp);
                 free(b->entries[i].path);
@@ -497,7 +498,7 @@ int write_batch_commit(WriteBatch *b) {
                 return 0;
         r = sync_temporaries(b);
         if (r < 0) {
-                write_batch_clear(b, true);
+                write_batch_clear(b, 0);
                 return r;
         }
         dirs = xcalloc(b->n, sizeof(char *));
@@ -524,14 +525,14 @@ int write_batch_commit(WriteBatch *b) {
                 free(last);
                 last = TAKE_PTR(dir);
         }
-        write_batch_clear(b, true); /* the renamed ones are gone already; unlink fails harmlessly */
+        write_batch_clear(b, i);
         return r;
 }
 
 void write_batch_free(WriteBatch *b) {
         if (!b)
                 return;
-        write_batch_clear(b, true);
+        write_batch_clear(b, 0);
         free(b->entries);
         free(b);
 }

@@ -117,6 +117,8 @@ int mkdir_p(const char *path, mode_t mode);
 int read_file(const char *path, size_t max, char **ret_data, size_t *ret_size);
 int fsync_path(const char *path);    /* opens a file or directory and fsyncs it */
 int fsync_parent(const char *path);  /* fsyncs the directory holding path */
+/* write(2) until all of `data` is written (retrying short writes and EINTR). */
+int write_full(int fd, const void *data, size_t size);
 /* Writes `data` to path whole: temporary file in the same directory, fsync, rename, fsync directory. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
 /* Copies a regular file (not following symlinks) and fsyncs the copy. */
