@@ -26,8 +26,12 @@ DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
-MAINS      := src/prakatd.c src/prakat.c
+MAINS      := src/prakatd.c src/prakat.c src/prakat-tower.c
 CORE_SRC   := $(filter-out $(MAINS),$(wildcard src/*.c))
+# The tower agent: src/prakat-tower.c plus its own modules in src/tower/.
+TOWER_SRC  := $(wildcard src/tower/*.c)
+TOWER_OBJ  := $(TOWER_SRC:src/tower/%.c=$(BUILD)/obj/tower/%.o)
+TOWER_BIN  := $(if $(wildcard src/prakat-tower.c),$(BUILD)/prakat-tower)
 CORE_OBJ   := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 CHANNELS   := $(notdir $(patsubst %/,%,$(wildcard channels/*/)))
 PLUGINS    := $(CHANNELS:%=$(BUILD)/channels/%.so)
@@ -39,7 +43,7 @@ DEBIAN_PKGS := build-essential pkg-config libsystemd-dev libcurl4-openssl-dev li
                python3 python3-feedparser chromium valgrind
 
 .PHONY: all deps run check check-unit check-integration check-asan bench clean
-all: $(BUILD)/prakatd $(BUILD)/prakat $(PLUGINS) $(UNIT_BIN)
+all: $(BUILD)/prakatd $(BUILD)/prakat $(TOWER_BIN) $(PLUGINS) $(UNIT_BIN)
 
 deps:
 	@missing=""; for p in $(DEBIAN_PKGS); do \
@@ -55,6 +59,10 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) channels/prakat-channel.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c -o $@ $<
 
+$(BUILD)/obj/tower/%.o: src/tower/%.c $(wildcard src/*.h src/tower/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -c -o $@ $<
+
 $(BUILD)/libprakat.a: $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -62,6 +70,9 @@ $(BUILD)/prakatd: $(BUILD)/obj/prakatd.o $(BUILD)/libprakat.a
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(DEP_LIBS) -ldl -lm
 
 $(BUILD)/prakat: $(BUILD)/obj/prakat.o $(BUILD)/libprakat.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -ldl -lm
+
+$(BUILD)/prakat-tower: $(BUILD)/obj/prakat-tower.o $(TOWER_OBJ) $(BUILD)/libprakat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -ldl -lm
 
 # A plugin includes only channels/prakat-channel.h and links against nothing of the core.
@@ -96,3 +107,6 @@ bench: deps
 
 clean:
 	rm -rf build build-asan
+
+# Further targets (install, packaging, ...) live in mk/*.mk, one file per concern.
+-include $(wildcard mk/*.mk)
