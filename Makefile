@@ -6,6 +6,8 @@
 
 BUILD    ?= build
 PREFIX   ?= /usr/local
+# /etc even for /usr/local: DESIGN §1 names /etc/prakat/prakat.conf (make install and debian/ use these).
+SYSCONFDIR ?= /etc
 CC       ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS     := libsystemd libcurl jansson libmosquitto inih
@@ -14,7 +16,7 @@ PLUGINDIR ?= $(PREFIX)/lib/prakat/channels
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Isrc -Ichannels \
-            -DPRAKAT_PLUGIN_DIR='"$(PLUGINDIR)"'
+            -DPRAKAT_PLUGIN_DIR='"$(PLUGINDIR)"' -DPRAKAT_CONFIG='"$(SYSCONFDIR)/prakat/prakat.conf"'
 ifeq ($(SANITIZE),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
