@@ -62,7 +62,8 @@ struct TowerAgent {
 
         OutboxEntry *outbox;
         size_t n_outbox, cap_outbox;
-        bool dirty; /* outbox or last play changed */
+        bool dirty;      /* outbox or last play changed */
+        bool dirty_lazy; /* only acks the broker took left the outbox: written with the next change */
 
         Play *play;
         sd_event_source *gap_timer, *wake_timer, *work_source, *stop_timer;
@@ -178,12 +179,12 @@ static void agent_notify_status(TowerAgent *a) {
 
 /* ---- the state file ---- */
 
-static int agent_flush(TowerAgent *a) {
+static int agent_flush(TowerAgent *a, bool lazy_too) {
         json_t *o, *outbox;
         char *data;
         int r;
 
-        if (!tower_schedule_dirty(a->schedule) && !a->dirty)
+        if (!tower_schedule_dirty(a->schedule) && !a->dirty && !(lazy_too && a->dirty_lazy))
                 return 0;
         outbox = json_array();
         for (size_t i = 0; i < a->n_outbox; i++)
@@ -199,7 +200,7 @@ static int agent_flush(TowerAgent *a) {
         if (r < 0)
                 return log_error_errno(r, "Failed to write %s: %m. Plays go on; the state is retried.", a->state_path);
         tower_schedule_clear_dirty(a->schedule);
-        a->dirty = false;
+        a->dirty = a->dirty_lazy = false;
         return 0;
 }
 
@@ -525,7 +526,7 @@ static int on_work(sd_event_source *s, void *userdata) {
         TowerAgent *a = userdata;
 
         agent_reschedule(a);
-        (void) agent_flush(a);
+        (void) agent_flush(a, false);
         return 0;
 }
 
@@ -639,7 +640,7 @@ static void on_mqtt_message(void *userdata, const char *topic, const void *paylo
         } else
                 log_debug("Message on %s ignored.", topic);
         /* On disk before libmosquitto sends the PUBACK: a crash now loses nothing the broker forgets. */
-        (void) agent_flush(a);
+        (void) agent_flush(a, false);
         agent_poke(a);
 }
 
@@ -682,7 +683,7 @@ static void on_mqtt_published(void *userdata, int mid) {
                         memmove(a->outbox + i, a->outbox + i + 1, (a->n_outbox - i - 1) * sizeof(OutboxEntry));
                         a->n_outbox--;
                         /* Not urgent on disk: an ack sent twice after a crash is harmless. */
-                        a->dirty = true;
+                        a->dirty_lazy = true;
                         return;
                 }
 }
@@ -864,7 +865,7 @@ int tower_agent_run(TowerAgent *a) {
         r = sd_event_loop(a->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
-        (void) agent_flush(a);
+        (void) agent_flush(a, true);
         tower_mqtt_disconnect(a->mqtt);
         log_notice("Stopped.");
         return 0;

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 #include "tower-mqtt.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <mosquitto.h>
+#include <netdb.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 
 #include "log.h"
 
 /* How often mosquitto_loop_misc() runs: keepalive pings and the check that the broker answers them. */
 #define TOWER_MQTT_MISC_INTERVAL (5 * USEC_PER_SEC)
+/* A name lookup that takes longer than this counts as failed. */
+#define TOWER_MQTT_RESOLVE_TIMEOUT (30 * USEC_PER_SEC)
 
 struct TowerMqtt {
         sd_event *event;
@@ -25,6 +31,9 @@ struct TowerMqtt {
 
         struct mosquitto *mosq; /* one per connection attempt */
         sd_event_source *io, *misc_timer, *reconnect_timer;
+        sd_event_source *resolve_child, *resolve_timer;
+        pid_t resolve_pid;
+        bool resolve_timed_out;
         bool connected;
         bool lost;     /* set inside libmosquitto's callbacks; acted on once it has returned */
         bool refused;  /* the broker said no (bad credentials, ...): wait the longest before trying again */
@@ -109,10 +118,12 @@ static void mqtt_drop(TowerMqtt *m, const char *why) {
         m->mosq = NULL;
         m->connected = false;
         m->lost = false;
+        /* libmosquitto's messages end with a period, errno's do not. */
+        const char *stop = endswith_nocase(why, ".") ? "" : ".";
         if (was_connected)
-                log_warning("Lost the connection to the broker %s:%u: %s.", m->host, m->port, why);
+                log_warning("Lost the connection to the broker %s:%u: %s%s", m->host, m->port, why, stop);
         else if (!m->refused)
-                log_warning("Cannot connect to the broker %s:%u: %s.", m->host, m->port, why);
+                log_warning("Cannot connect to the broker %s:%u: %s%s", m->host, m->port, why, stop);
         m->failures++;
         if (was_connected && m->callbacks.disconnected)
                 m->callbacks.disconnected(m->userdata);
@@ -193,7 +204,7 @@ static int mqtt_configure(TowerMqtt *m, struct mosquitto *mosq) {
         return 0;
 }
 
-static void mqtt_connect(TowerMqtt *m) {
+static void mqtt_connect_now(TowerMqtt *m) {
         struct mosquitto *mosq;
         int r, fd;
 
@@ -213,7 +224,6 @@ static void mqtt_connect(TowerMqtt *m) {
                 mqtt_drop(m, "bad TLS or login settings");
                 return;
         }
-        /* Note: libmosquitto resolves the host name here, blocking; use an address or /etc/hosts. */
         r = mosquitto_connect_async(mosq, m->host, (int) m->port, (int) m->keepalive);
         if (r != MOSQ_ERR_SUCCESS) {
                 mqtt_drop(m, r == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(r));
@@ -234,11 +244,93 @@ static void mqtt_connect(TowerMqtt *m) {
         mqtt_update_events(m);
 }
 
+static void mqtt_resolve_cleanup(TowerMqtt *m) {
+        m->resolve_child = sd_event_source_disable_unref(m->resolve_child);
+        m->resolve_timer = sd_event_source_disable_unref(m->resolve_timer);
+        if (m->resolve_pid > 0) {
+                (void) kill(m->resolve_pid, SIGKILL);
+                (void) waitpid(m->resolve_pid, NULL, 0);
+        }
+        m->resolve_pid = 0;
+}
+
+static int on_resolved(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        TowerMqtt *m = userdata;
+        bool ok = si->si_code == CLD_EXITED && si->si_status == 0;
+        const char *why = m->resolve_timed_out ? "no answer in time" :
+                          si->si_code == CLD_EXITED ? gai_strerror(-si->si_status) : "the lookup crashed";
+
+        m->resolve_pid = 0; /* sd-event reaps it */
+        mqtt_resolve_cleanup(m);
+        if (m->stopping)
+                return 0;
+        if (ok) {
+                mqtt_connect_now(m);
+                return 0;
+        }
+        log_warning("Cannot look up the broker's name %s: %s.", m->host, why);
+        m->failures++;
+        mqtt_schedule_reconnect(m);
+        return 0;
+}
+
+static int on_resolve_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        TowerMqtt *m = userdata;
+
+        m->resolve_timed_out = true;
+        if (m->resolve_pid > 0)
+                (void) kill(m->resolve_pid, SIGKILL);
+        return 0;
+}
+
+static bool host_is_address(const char *host) {
+        unsigned char buffer[sizeof(struct in6_addr)];
+        return inet_pton(AF_INET, host, buffer) == 1 || inet_pton(AF_INET6, host, buffer) == 1;
+}
+
+/*
+ * libmosquitto resolves the broker's name inside mosquitto_connect_async(), blocking the loop for as
+ * long as DNS takes, which on a tower whose mobile link is down can be many seconds at every attempt.
+ * So a child process looks the name up first, and libmosquitto is only called once the name is known
+ * to resolve (then from the resolver's cache, or at once from /etc/hosts).  An address needs no lookup.
+ */
+static void mqtt_connect(TowerMqtt *m) {
+        pid_t pid;
+        int r;
+
+        if (host_is_address(m->host)) {
+                mqtt_connect_now(m);
+                return;
+        }
+        pid = fork();
+        if (pid < 0) {
+                log_warning("Failed to start the name lookup for %s: %m; trying directly.", m->host);
+                mqtt_connect_now(m);
+                return;
+        }
+        if (pid == 0) {
+                struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *result = NULL;
+                r = getaddrinfo(m->host, NULL, &hints, &result);
+                _exit(r == 0 ? 0 : (r < 0 ? -r : r) & 0x7f);
+        }
+        m->resolve_pid = pid;
+        m->resolve_timed_out = false;
+        r = sd_event_add_child(m->event, &m->resolve_child, pid, WEXITED, on_resolved, m);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &m->resolve_timer, CLOCK_MONOTONIC,
+                                               TOWER_MQTT_RESOLVE_TIMEOUT, USEC_PER_SEC, on_resolve_timeout, m);
+        if (r < 0) {
+                mqtt_resolve_cleanup(m);
+                log_warning_errno(r, "Failed to watch the name lookup: %m; trying directly.");
+                mqtt_connect_now(m);
+        }
+}
+
 static int on_reconnect(sd_event_source *s, uint64_t usec, void *userdata) {
         TowerMqtt *m = userdata;
 
         m->reconnect_timer = sd_event_source_disable_unref(m->reconnect_timer);
-        if (!m->mosq && !m->stopping)
+        if (!m->mosq && !m->resolve_pid && !m->stopping)
                 mqtt_connect(m);
         return 0;
 }
@@ -313,6 +405,7 @@ TowerMqtt *tower_mqtt_free(TowerMqtt *m) {
         m->io = sd_event_source_disable_unref(m->io);
         m->misc_timer = sd_event_source_disable_unref(m->misc_timer);
         m->reconnect_timer = sd_event_source_disable_unref(m->reconnect_timer);
+        mqtt_resolve_cleanup(m);
         if (m->mosq)
                 mosquitto_destroy(m->mosq);
         for (size_t i = 0; i < m->n_subscriptions; i++)
@@ -339,7 +432,7 @@ TowerMqtt *tower_mqtt_free(TowerMqtt *m) {
 }
 
 void tower_mqtt_start(TowerMqtt *m) {
-        if (!m->mosq && !m->reconnect_timer && !m->stopping)
+        if (!m->mosq && !m->reconnect_timer && !m->resolve_pid && !m->stopping)
                 mqtt_connect(m);
 }
 
@@ -374,6 +467,7 @@ int tower_mqtt_publish(TowerMqtt *m, const char *topic, const char *payload, boo
 void tower_mqtt_disconnect(TowerMqtt *m) {
         m->stopping = true;
         m->reconnect_timer = sd_event_source_disable_unref(m->reconnect_timer);
+        mqtt_resolve_cleanup(m);
         if (!m->mosq)
                 return;
         if (m->connected && mosquitto_disconnect(m->mosq) == MOSQ_ERR_SUCCESS)

@@ -225,11 +225,15 @@ void tower_schedule_announce(TowerSchedule *s, TowerAction action, const char *i
 
         switch (action) {
         case TOWER_ACTION_ADD:
-                if (i >= 0) {
+        case TOWER_ACTION_UPDATE:
+                /* An add of a known id, or an update that changes nothing (QoS 1 may deliver a message
+                 * twice), is only acked again: an emergency must not play twice for it. */
+                if (i >= 0 && (action == TOWER_ACTION_ADD || tower_item_same_content(s->items[i], item))) {
                         TowerItem *known = s->items[i];
                         bool any = false;
 
-                        log_info("%s: add of an id this tower already has, ignored.", id);
+                        log_info("%s: %s of an id this tower already has, ignored.", id,
+                                 tower_action_to_string(action));
                         for (size_t k = 0; k < known->n_slots; k++)
                                 if (known->slots[k].state == TOWER_SLOT_PENDING) {
                                         schedule_ack(s, known, "scheduled", &known->slots[k], "already scheduled");
@@ -240,9 +244,6 @@ void tower_schedule_announce(TowerSchedule *s, TowerAction action, const char *i
                         tower_item_free(item);
                         return;
                 }
-                schedule_put(s, item, now);
-                return;
-        case TOWER_ACTION_UPDATE:
                 schedule_put(s, item, now);
                 return;
         case TOWER_ACTION_CANCEL:
