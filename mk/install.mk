@@ -4,6 +4,7 @@
 #   make uninstall   with the same variables: removes exactly what install put there
 #   make deb         build/deb/prakat_*.deb and prakat-tower_*.deb (dpkg-buildpackage in a copy)
 #   make check-install   tests/integration/test_install.py on its own
+#   make check-nspawn    the same, plus the unit run by a real systemd inside systemd-nspawn (root)
 #
 # Build with the same PREFIX and SYSCONFDIR as you install with: the default config path and the
 # plugin directory are compiled into the programs.  install-daemon and install-tower are the two
@@ -63,7 +64,7 @@ PRAKAT_DIRS  := $(EXAMPLE_DIRS) $(DOCDIR)/examples $(DOCDIR) $(PLUGINDIR) \
 man_target = $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(1)))/$(notdir $(1))
 
 .PHONY: programs install install-daemon install-tower uninstall uninstall-daemon uninstall-tower \
-        deb check-install
+        deb check-install check-nspawn
 
 programs: $(BUILD)/prakatd $(BUILD)/prakat $(TOWER_BIN) $(PLUGINS)
 
@@ -195,3 +196,16 @@ deb:
 
 check-install: programs
 	PRAKAT_BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/integration/test_install.py
+
+# Optional, as root: the same, plus prakatd.service booted for real, by systemd 252 in a Debian root
+# made with debootstrap (cached in /var/tmp/prakat-nspawn-root), inside systemd-nspawn.  Never boot
+# systemd on the host itself.
+check-nspawn: programs
+	@missing=""; for p in debootstrap systemd-container; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	PRAKAT_NSPAWN=1 PRAKAT_BUILD=$(abspath $(BUILD)) /usr/bin/python3 tests/integration/test_install.py

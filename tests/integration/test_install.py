@@ -6,7 +6,9 @@ folder), the man pages lint-clean, the Samba example, and the Debian packages: `
 prakat and prakat-tower, lintian finds no error, and as root `dpkg -i` then `dpkg --purge` leaves the
 machine as it was.
 
-systemd is never booted: units are checked offline only.  Under PRAKAT_BUILD=.../build-asan the
+systemd is never booted on this machine: units are checked offline.  `make check-nspawn` (PRAKAT_NSPAWN=1)
+adds one case that boots systemd 252 in a Debian root made by debootstrap, inside systemd-nspawn, and
+runs the packaged prakatd.service there under its real sandbox.  Under PRAKAT_BUILD=.../build-asan the
 packaging cases are left out (they do not depend on the build and run once, with build/)."""
 
 import glob
@@ -466,12 +468,117 @@ def install_and_purge(debs):
     check(not gone, "install + purge removed what was there before: %s" % gone[:40])
 
 
+# ---- optional: the unit under a real systemd, in a container ----
+
+NSPAWN_CACHE = os.environ.get("PRAKAT_NSPAWN_ROOT", "/var/tmp/prakat-nspawn-root")
+NSPAWN_PACKAGES = "systemd,systemd-sysv,dbus,libcurl4,libjansson4,libinih1,libmosquitto1,libsystemd0,passwd,procps"
+
+# Runs inside the container once it has booted; prints "CHECK name: ok|FAIL ..." lines into
+# /nspawn-result.txt, then powers the container off.
+NSPAWN_CHECK = r"""#!/bin/sh
+exec > /nspawn-result.txt 2>&1
+state() { systemctl show prakatd -p ActiveState --value; }
+ok() { if "$@"; then echo "CHECK $name: ok"; else echo "CHECK $name: FAIL"; fi; }
+i=0; until [ "$(state)" = active ] || [ $i -ge 60 ]; do sleep 1; i=$((i+1)); done
+name="started by systemd (Type=notify, READY=1)"; ok test "$(state)" = active
+useradd -M -N -g prakat-staff -s /usr/sbin/nologin somsri
+as_staff() { setpriv --reuid=somsri --regid=prakat-staff --init-groups sh -c "umask 007; $1" 2>/dev/null; }
+fails() { if "$@"; then return 1; else return 0; fi; }
+active_after() { systemctl "$1" prakatd && [ "$(state)" = active ]; }
+as_staff 'cp /usr/share/doc/prakat/examples/01-prachakhom.txt /var/spool/prakat/incoming/ประชาคม.txt'
+i=0; until ls /var/spool/prakat/published/*/receipt.txt >/dev/null 2>&1 || [ $i -ge 60 ]; do sleep 1; i=$((i+1)); done
+name="a file dropped by staff is published"; ok ls /var/spool/prakat/published/*/receipt.txt
+name="the web output is written"; ok test -s /var/www/html/news/index.html
+name="staff read the receipt"; ok as_staff 'cat /var/spool/prakat/published/*/receipt.txt >/dev/null'
+name="staff cannot write published/"; ok fails as_staff 'touch /var/spool/prakat/published/x'
+name="staff cannot enter pending/"; ok fails as_staff 'ls /var/spool/prakat/pending'
+www_reads() { setpriv --reuid=www-data --regid=www-data --init-groups cat /var/www/html/news/index.html >/dev/null; }
+name="web server group reads the pages"; ok www_reads
+name="systemctl reload (SIGHUP, RELOADING=1)"; ok active_after reload
+name="restart"; ok active_after restart
+name="no restarts by Restart=on-failure or the watchdog"; ok test "$(systemctl show prakatd -p NRestarts --value)" = 0
+systemctl stop prakatd
+name="stops cleanly"; ok test "$(systemctl show prakatd -p ExecMainStatus --value)" = 0
+systemd-analyze security prakatd.service | tail -n 1
+journalctl -u prakatd --no-pager -o cat | tail -n 30
+echo "== done"
+systemctl poweroff
+"""
+
+NSPAWN_UNIT = """[Unit]
+Description=prakat check inside the container
+After=prakatd.service
+Wants=prakatd.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/bin/prakat-nspawn-check
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def nspawn_root(work):
+    """A fresh copy of a cached Debian 12 root with systemd (debootstrap once, about 250 MB)."""
+    if not os.path.exists(os.path.join(NSPAWN_CACHE, "usr/lib/systemd/systemd")):
+        shutil.rmtree(NSPAWN_CACHE, ignore_errors=True)
+        rc, out = run(["debootstrap", "--variant=minbase", "--include=" + NSPAWN_PACKAGES, "bookworm",
+                       NSPAWN_CACHE, "http://deb.debian.org/debian"], timeout=900)
+        check(rc == 0, "debootstrap failed:\n" + out[-3000:])
+    os.makedirs(work, exist_ok=True)
+    root = os.path.join(work, "root")
+    rc, out = run(["cp", "-a", NSPAWN_CACHE, root], timeout=300)
+    check(rc == 0, "copying the root failed:\n" + out)
+    return root
+
+
+def unit_in_nspawn(debs, work):
+    for tool in ("debootstrap", "systemd-nspawn"):
+        check(shutil.which(tool), "%s is missing: apt-get install debootstrap systemd-container" % tool)
+    root = nspawn_root(work)
+    try:
+        shutil.copy(debs["prakat"], os.path.join(root, "prakat.deb"))
+        rc, out = run(["chroot", root, "dpkg", "-i", "/prakat.deb"], timeout=300)
+        check(rc == 0, "dpkg -i in the container root failed:\n" + out[-3000:])
+        script = os.path.join(root, "usr/local/bin/prakat-nspawn-check")
+        with open(script, "w", encoding="utf-8") as f:
+            f.write(NSPAWN_CHECK)
+        os.chmod(script, 0o755)
+        with open(os.path.join(root, "etc/systemd/system/prakat-nspawn-check.service"), "w") as f:
+            f.write(NSPAWN_UNIT)
+        wants = os.path.join(root, "etc/systemd/system/multi-user.target.wants")
+        os.makedirs(wants, exist_ok=True)
+        os.symlink("/etc/systemd/system/prakat-nspawn-check.service",
+                   os.path.join(wants, "prakat-nspawn-check.service"))
+        # The container has its own root, mount namespace, /tmp and network: booting its systemd
+        # touches nothing of this machine.
+        rc, out = run(["systemd-nspawn", "-q", "-D", root, "--boot", "--register=no", "--keep-unit",
+                       "--private-network", "--console=passive"], timeout=300)
+        result_path = os.path.join(root, "nspawn-result.txt")
+        check(os.path.exists(result_path), "the container did not run the check (nspawn exit %d):\n%s"
+              % (rc, out[-3000:]))
+        result = read_text(result_path)
+        checks = re.findall(r"^CHECK (.+): (ok|FAIL)$", result, re.M)
+        failed = [n for n, v in checks if v != "ok"]
+        check(len(checks) >= 11 and not failed, "in the container: %s\n%s" % (failed or "too few checks",
+                                                                                result[-4000:]))
+        m = re.search(r"Overall exposure level for prakatd.service: ([0-9.]+)", result)
+        check(m and float(m.group(1)) <= MAX_EXPOSURE, "online security score: %s" % (m and m.group(1)))
+        print("# in systemd-nspawn: %d checks ok, exposure %s" % (len(checks), m.group(1)))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def packaging(top_tmp):
     out_dir = os.path.join(top_tmp, "deb")
     debs = S.case("make deb builds prakat and prakat-tower", build_packages, out_dir)
     if not debs:
         return
     S.case("lintian: no errors", lintian_clean, debs)
+    if os.environ.get("PRAKAT_NSPAWN") == "1" and IS_ROOT:
+        S.case("prakatd.service under systemd 252 in systemd-nspawn: starts, publishes, reloads, stops",
+               unit_in_nspawn, debs, os.path.join(top_tmp, "nspawn"))
     if not IS_ROOT:
         print("# dpkg -i / --purge not run: needs root")
         return
