@@ -17,6 +17,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -113,7 +114,7 @@ class Agent:
 
     # ---- process ----
 
-    def start(self, at=None, wait=True):
+    def start(self, at=None, wait=True, extra_env=None):
         assert not self.running()
         if at is None:
             at = self.now()
@@ -123,6 +124,7 @@ class Agent:
             e.pop(k, None)
         e.update(asan_env())
         e["PRAKAT_NOW"] = iso(self.base)
+        e.update(extra_env or {})
         logf = open(self.log_path, "ab")
         self.log_start = logf.tell()
         self.wall0 = time.time()
@@ -132,6 +134,10 @@ class Agent:
         if wait:
             self.wait_log("Connected to the broker")
         return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -498,11 +504,15 @@ def case_restart_no_replay():
         if how == "sigterm":
             v.agent.stop()
         else:
+            v.obs.clear()
             v.agent.kill9()
+            # An agent that vanishes leaves its will: offline, retained, without a reason.
+            st = v.wait_status(lambda s: s.get("state") == "offline")
+            check("reason" not in st and st.get("village") == 10, "the will: %s" % st)
         v.agent.start()
         time.sleep(2)
         check(v.agent.starts() == ["rpl-1"], "after a %s restart: %s" % (how, v.agent.plays()))
-    check(len(v.acks("rpl-1", "playing")) == 1, "playing acks: %s" % v.acks("rpl-1"))
+    check(v.agent.text().count("[rpl-1]: ack playing") == 1, "played more than once:\n" + v.agent.tail())
     v.close()
 
 
@@ -697,6 +707,72 @@ def case_check():
     check(rc != 0 and "village is missing" in err, "missing village: rc %d, %s" % (rc, err))
 
 
+RENDER_SCRIPT = r"""#!/bin/sh
+# render.sh LOG FILE TEXT: a TTS that writes its speech into FILE.
+printf '%s\n' "$3" > "$2"
+printf '%s render tts %s\n' "$(date +%s.%N)" "$(printf '%s\n' "$3" | head -n 1)" >> "$1"
+"""
+
+
+def case_tts_to_file():
+    v = Village("render", 17, T0, start=False)
+    render = os.path.join(v.agent.tmp, "render.sh")
+    with open(render, "w") as f:
+        f.write(RENDER_SCRIPT)
+    os.chmod(render, 0o755)
+    v.agent.write_config("tts = %s %s {file} {text}\n" % (render, v.agent.plays_path))
+    v.agent.start()
+    v.announce(item("rnd-1", [int(v.agent.now()) + 2], title="สวัสดี rnd-1"))
+    v.wait_ack("rnd-1", "played")
+    plays = v.agent.plays()
+    check([p[1] for p in plays] == ["render", "start", "end"], "plays: %s" % plays)
+    speech = os.path.join(v.agent.state, "speech.wav")
+    check(plays[1][2] == "audio" and plays[1][3] == speech, "the player did not get the speech file: %s" % plays)
+    with open(speech, encoding="utf-8") as f:
+        check(f.read().startswith("สวัสดี rnd-1\n"), "speech file content")
+    v.close()
+
+
+class Notify:
+    """A NOTIFY_SOCKET the test binds; collects every datagram as a dict."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+
+    def poll(self):
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return
+            self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line))
+
+    def wait(self, key, value, since=0):
+        def seen():
+            self.poll()
+            return any(m.get(key) == value for m in self.messages[since:])
+        wait_for(seen, None, "%s=%s on NOTIFY_SOCKET" % (key, value))
+        return len(self.messages)
+
+
+def case_sd_notify():
+    v = Village("notify", 18, T0, start=False)
+    notify = Notify(os.path.join(v.agent.tmp, "notify.sock"))
+    v.agent.start(extra_env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "1000000"})
+    n = notify.wait("READY", "1")
+    notify.poll()
+    check(any("STATUS" in m for m in notify.messages), "no STATUS=: %s" % notify.messages)
+    notify.wait("WATCHDOG", "1", since=n)
+    notify.wait("WATCHDOG", "1", since=len(notify.messages))
+    v.agent.proc.send_signal(signal.SIGTERM)
+    notify.wait("STOPPING", "1")
+    v.close()
+
+
 # ---- running them ----
 
 def run_case(name, fn, *args):
@@ -746,6 +822,8 @@ def main():
         ("--dry-run logs instead of playing and still acks", case_dry_run),
         ("a player hanging past max_play_time is killed and acked failed", case_max_play_time),
         ("--check: a bad config gives FILE:LINE and a non-zero exit", case_check),
+        ("tts with {file}: the speech is written, then played by the player", case_tts_to_file),
+        ("sd_notify: READY, STATUS, WATCHDOG while idle, STOPPING", case_sd_notify),
     ]
     try:
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
