@@ -62,6 +62,7 @@ struct TowerAgent {
 
         OutboxEntry *outbox;
         size_t n_outbox, cap_outbox;
+        bool hold_sends; /* acks wait in the outbox until the state that caused them is on disk */
         bool dirty;      /* outbox or last play changed */
         bool dirty_lazy; /* only acks the broker took left the outbox: written with the next change */
 
@@ -90,6 +91,8 @@ static char *utc(usec_t t) {
 /* ---- acks and status ---- */
 
 static void agent_outbox_send(TowerAgent *a) {
+        if (a->hold_sends)
+                return;
         for (size_t i = 0; i < a->n_outbox; i++) {
                 OutboxEntry *e = &a->outbox[i];
                 if (e->in_flight)
@@ -408,6 +411,8 @@ static void agent_play_end(TowerAgent *a, int result, const char *description) {
                 free(a->unit_error);
                 a->unit_error = xstrdup(description);
         }
+        /* What was played reaches the disk before the ack saying so leaves: a restart never replays it. */
+        a->hold_sends = true;
         slot = tower_schedule_finish_play(a->schedule, p->id, p->at, p->on_arrival, ok);
         if (ok) {
                 free(a->last_play_id);
@@ -417,7 +422,8 @@ static void agent_play_end(TowerAgent *a, int result, const char *description) {
         }
         if (!slot || slot->state != TOWER_SLOT_PENDING) {
                 if (!slot)
-                        detail = xasprintf("%s (%s); the item was withdrawn meanwhile", ok ? "played" : description,
+                        detail = xasprintf("%s (%s); the item changed or was withdrawn meanwhile",
+                                           ok ? "played" : description,
                                            p->source);
                 else if (slot->state == TOWER_SLOT_PLAYED && slot->plays_ok == slot->plays_done)
                         detail = xasprintf("played %u of %u times (%s)", slot->plays_ok, p->repeat, p->source);
@@ -439,6 +445,9 @@ static void agent_play_end(TowerAgent *a, int result, const char *description) {
                                                (usec_t) item->gap * USEC_PER_SEC, USEC_PER_MSEC, on_gap_done, a) < 0)
                         log_error("Failed to arm the gap timer; playing the next repetition at once.");
         }
+        (void) agent_flush(a, false);
+        a->hold_sends = false;
+        agent_outbox_send(a);
         play_free(p);
         agent_publish_status(a);
         agent_poke(a);
