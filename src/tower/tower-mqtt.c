@@ -40,6 +40,7 @@ struct TowerMqtt {
         bool stopping; /* no more reconnects */
         unsigned in_callback; /* > 0 while libmosquitto runs one of our callbacks: never destroy it then */
         unsigned failures; /* consecutive failed attempts, for the back-off */
+        char *lib_error;   /* libmosquitto's last error message in this attempt (the TLS reason, ...) */
 };
 
 static int mqtt_lib_initialized;
@@ -103,8 +104,15 @@ static void on_mosq_publish(struct mosquitto *mosq, void *userdata, int mid) {
 }
 
 static void on_mosq_log(struct mosquitto *mosq, void *userdata, int level, const char *text) {
-        if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
-                log_debug("libmosquitto: %s", text);
+        TowerMqtt *m = userdata;
+
+        if (!(level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING)))
+                return;
+        log_debug("libmosquitto: %s", text);
+        if (level & MOSQ_LOG_ERR) {
+                free(m->lib_error);
+                m->lib_error = xstrdup(text);
+        }
 }
 
 /* Ends the connection attempt or connection; reconnects later unless stopping. */
@@ -118,12 +126,16 @@ static void mqtt_drop(TowerMqtt *m, const char *why) {
         m->mosq = NULL;
         m->connected = false;
         m->lost = false;
-        /* libmosquitto's messages end with a period, errno's do not. */
+        /* libmosquitto's messages end with a period, errno's do not; its log says what TLS disliked. */
         const char *stop = endswith_nocase(why, ".") ? "" : ".";
         if (was_connected)
-                log_warning("Lost the connection to the broker %s:%u: %s%s", m->host, m->port, why, stop);
+                log_warning("Lost the connection to the broker %s:%u: %s%s%s%s", m->host, m->port, why, stop,
+                            m->lib_error ? " " : "", m->lib_error ? m->lib_error : "");
         else if (!m->refused)
-                log_warning("Cannot connect to the broker %s:%u: %s%s", m->host, m->port, why, stop);
+                log_warning("Cannot connect to the broker %s:%u: %s%s%s%s", m->host, m->port, why, stop,
+                            m->lib_error ? " " : "", m->lib_error ? m->lib_error : "");
+        free(m->lib_error);
+        m->lib_error = NULL;
         m->failures++;
         if (was_connected && m->callbacks.disconnected)
                 m->callbacks.disconnected(m->userdata);
@@ -422,6 +434,7 @@ TowerMqtt *tower_mqtt_free(TowerMqtt *m) {
         free(m->client_id);
         free(m->will_topic);
         free(m->will_payload);
+        free(m->lib_error);
         sd_event_unref(m->event);
         free(m);
         if (mqtt_lib_initialized) {

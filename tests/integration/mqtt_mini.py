@@ -16,7 +16,8 @@ per client reads the socket; received messages are kept in order and can be wait
     broker.stop()
 
 A thousand simulated towers are a thousand MqttClient objects (each with its own thread); nothing here
-is global.  QoS 2 is not implemented.
+is global.  TLS: pass ssl_context (an ssl.SSLContext; the host name is checked against the certificate).
+QoS 2 is not implemented.
 """
 
 import json
@@ -92,12 +93,13 @@ class MqttClient:
     auto_puback=False leaves incoming QoS 1 messages unacknowledged (to test redelivery)."""
 
     def __init__(self, host, port, client_id, clean_session=True, keepalive=30, username=None, password=None,
-                 will=None, auto_puback=True):
+                 will=None, auto_puback=True, ssl_context=None):
         self.host, self.port, self.client_id = host, port, client_id
         self.clean_session, self.keepalive = clean_session, keepalive
         self.username, self.password = username, password
         self.will = will  # (topic, payload bytes, qos, retain) or None
         self.auto_puback = auto_puback
+        self.ssl_context = ssl_context
         self.sock = None
         self.session_present = False
         self._send_lock = threading.Lock()
@@ -128,6 +130,8 @@ class MqttClient:
             payload += _utf8(self.password)
         body = _utf8("MQTT") + bytes([4, flags]) + struct.pack(">H", self.keepalive) + payload
         self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        if self.ssl_context is not None:
+            self.sock = self.ssl_context.wrap_socket(self.sock, server_hostname=self.host)
         self.sock.settimeout(timeout)
         self._send(_packet(CONNECT, 0, body))
         kind, _, data = self._read_packet()
@@ -253,7 +257,13 @@ class MqttClient:
         data = bytearray()
         while len(data) < n:
             try:
-                chunk = self.sock.recv(n - len(data))
+                if self.ssl_context is not None:
+                    # One SSL object must not read and write at once: reads take the send lock too,
+                    # for at most the socket's 0.2 s timeout.
+                    with self._send_lock:
+                        chunk = self.sock.recv(n - len(data))
+                else:
+                    chunk = self.sock.recv(n - len(data))
             except socket.timeout:
                 if self._closed:
                     raise MqttError("closed")
@@ -349,10 +359,13 @@ def wait_port(port, timeout=10, host="127.0.0.1"):
 class Broker:
     """mosquitto on 127.0.0.1 with a temporary config, anonymous access and persistence in `directory`,
     so that a stop and start keep retained messages, persistent sessions and their queued messages
-    (a SIGKILL keeps only what mosquitto saved before).  The port stays the same across restarts."""
+    (a SIGKILL keeps only what mosquitto saved before).  The port stays the same across restarts.
+    extra_config is appended after the listener line, so listener options (cafile, certfile, keyfile,
+    require_certificate) and password_file go there."""
 
-    def __init__(self, directory, port=None, extra_config="", binary=None):
+    def __init__(self, directory, port=None, extra_config="", binary=None, allow_anonymous=True):
         self.directory = directory
+        self.allow_anonymous = allow_anonymous
         self.port = port or free_port()
         self.extra_config = extra_config
         self.binary = binary or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -364,7 +377,7 @@ class Broker:
     def write_config(self):
         lines = [
             "listener %d 127.0.0.1" % self.port,
-            "allow_anonymous true",
+            "allow_anonymous %s" % ("true" if self.allow_anonymous else "false"),
             "persistence true",
             "persistence_location %s/" % self.directory,
             "log_dest file %s" % self.log,

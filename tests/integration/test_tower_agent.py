@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -707,6 +708,84 @@ def case_check():
     check(rc != 0 and "village is missing" in err, "missing village: rc %d, %s" % (rc, err))
 
 
+def openssl(*args, cwd):
+    p = subprocess.run(["openssl"] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=60)
+    check(p.returncode == 0, "openssl %s: %s" % (" ".join(args), p.stdout.decode(errors="replace")))
+
+
+def make_pki(d):
+    """A CA, a certificate for "localhost" (the broker) and one for a tower, all signed by the CA."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=prakat test CA", cwd=d)
+    for name, cn in (("server", "localhost"), ("tower", "prakat-tower-19")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=" + cn, cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=DNS:%s\n" % cn)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext", cwd=d)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key", "-out", "other-ca.crt",
+            "-days", "2", "-subj", "/CN=another CA", cwd=d)
+
+
+def case_tls_login(root):
+    d = os.path.join(root, "pki")
+    os.makedirs(d)
+    make_pki(d)
+    pw = os.path.join(d, "broker.passwd")
+    open(pw, "w").close()
+    for user, password in (("tower-19", "ความลับ-19"), ("daemon", "d-secret")):
+        p = subprocess.run(["mosquitto_passwd", "-b", pw, user, password], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        check(p.returncode == 0, "mosquitto_passwd: %s" % p.stdout)
+    tls = ("cafile %s/ca.crt\ncertfile %s/server.crt\nkeyfile %s/server.key\nrequire_certificate true\n"
+           "use_identity_as_username false\npassword_file %s\n" % (d, d, d, pw))
+    broker = Broker(os.path.join(root, "broker-tls"), extra_config=tls, allow_anonymous=False).start()
+    try:
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(d, "tower.crt"), os.path.join(d, "tower.key"))
+        obs = MqttClient("localhost", broker.port, "observer-19", username="daemon", password="d-secret",
+                         ssl_context=ctx).connect()
+        obs.subscribe(topic(19, "#"), qos=1)
+        secret = os.path.join(d, "tower.password")
+        with open(secret, "w") as f:
+            f.write("ความลับ-19\n")
+        os.chmod(secret, 0o644)
+        agent = Agent(S, "tls", 19, broker, T0)
+        threading.current_thread().agents.append(agent)
+        S.daemons.append(agent)
+        agent.write_config("broker = mqtts://localhost:%d\nca_file = %s/ca.crt\ncert_file = %s/tower.crt\n"
+                           "key_file = %s/tower.key\nusername = tower-19\npassword_file = %s\n" % (
+                               broker.port, d, d, d, secret))
+        # A password file others may read is refused, with the fix.
+        agent.start(wait=False)
+        rc = agent.proc.wait(timeout=TIMEOUT)
+        check(rc == 78 and "chmod 0600" in agent.text(), "world-readable password file: rc %s, %s" % (rc, agent.tail()))
+        os.chmod(secret, 0o600)
+        agent.start()
+        obs.wait_for(lambda m: m.topic == topic(19, "status") and (m.json() or {}).get("state") == "online",
+                     TIMEOUT, "the tower online over TLS")
+        pub = MqttClient("localhost", broker.port, "daemon-19", username="daemon", password="d-secret",
+                         ssl_context=ctx).connect()
+        pub.publish(topic(19, "announce"), json.dumps(dict(item("tls-1", [int(agent.now()) + 2]), action="add")), qos=1)
+        obs.wait_for(lambda m: m.topic == topic(19, "ack") and (m.json() or {}).get("state") == "played",
+                     TIMEOUT, "played over TLS")
+        agent.stop()
+        # The broker's certificate must verify: with another CA the tower does not connect (and says so).
+        agent.write_config("broker = mqtts://localhost:%d\nca_file = %s/other-ca.crt\ncert_file = %s/tower.crt\n"
+                           "key_file = %s/tower.key\nusername = tower-19\npassword_file = %s\n" % (
+                               broker.port, d, d, d, secret))
+        agent.start(wait=False)
+        agent.wait_log("Cannot connect to the broker")
+        check("Connected to the broker" not in agent.text(since_start=True), "connected with the wrong CA")
+        agent.stop()
+        pub.disconnect()
+        obs.disconnect()
+    finally:
+        broker.stop()
+
+
 RENDER_SCRIPT = r"""#!/bin/sh
 # render.sh LOG FILE TEXT: a TTS that writes its speech into FILE.
 printf '%s\n' "$3" > "$2"
@@ -824,6 +903,8 @@ def main():
         ("--check: a bad config gives FILE:LINE and a non-zero exit", case_check),
         ("tts with {file}: the speech is written, then played by the player", case_tts_to_file),
         ("sd_notify: READY, STATUS, WATCHDOG while idle, STOPPING", case_sd_notify),
+        ("TLS with a CA file and a client certificate, broker login from a 0600 password file", case_tls_login,
+         root),
     ]
     try:
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
