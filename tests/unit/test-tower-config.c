@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "tower/tower-audio.c"
@@ -170,6 +171,42 @@ static void test_audio_file_name(void **state) {
         free(d);
 }
 
+static void test_audio_trim(void **state) {
+        _cleanup_free_ char *dir = path_join(tmpdir, "audio");
+        static const char *const urls[] = { "https://x.th/old.mp3", "https://x.th/kept.mp3", "https://x.th/new.mp3" };
+        sd_event *event = NULL;
+        TowerAudio *a = NULL;
+        char *path = NULL;
+        const char *error = NULL;
+        char data[600 * 1024];
+
+        memset(data, 'a', sizeof data);
+        assert_int_equal(sd_event_new(&event), 0);
+        assert_int_equal(tower_audio_new(event, dir, 1024 * 1024, NULL, NULL, &a), 0);
+        /* Three cached files of 600 KiB, oldest first, and a temporary a crash left behind. */
+        for (size_t i = 0; i < ELEMENTSOF(urls); i++) {
+                _cleanup_free_ char *name = tower_audio_file_name(urls[i]), *p = path_join(dir, name);
+                struct timespec times[2] = { { .tv_sec = 1000000 + (time_t) i * 100 }, { .tv_sec = 1000000 + (time_t) i * 100 } };
+                assert_int_equal(write_file_atomic(p, data, sizeof data, 0640), 0);
+                assert_int_equal(utimensat(AT_FDCWD, p, times, 0), 0);
+        }
+        /* Looking one up marks it as just used. */
+        assert_int_equal(tower_audio_lookup(a, urls[0], &path, &error), TOWER_AUDIO_READY);
+        assert_non_null(strstr(path, dir));
+        free(path);
+        /* 1.8 MiB in a 1 MiB cache: "kept" is needed, so the least recently used other one goes ("new",
+         * since "old" was just used), then "old"; "kept" stays although the cache is still over. */
+        tower_audio_trim(a, (char *const *) &urls[1], 1);
+        assert_int_equal(tower_audio_lookup(a, urls[1], &path, &error), TOWER_AUDIO_READY);
+        free(path);
+        _cleanup_free_ char *n0 = tower_audio_file_name(urls[0]), *p0 = path_join(dir, n0);
+        _cleanup_free_ char *n2 = tower_audio_file_name(urls[2]), *p2 = path_join(dir, n2);
+        assert_int_equal(access(p2, F_OK), -1);
+        assert_int_equal(access(p0, F_OK), -1);
+        tower_audio_free(a);
+        sd_event_unref(event);
+}
+
 static int setup(void **state) {
         assert_non_null(mkdtemp(tmpdir));
         return 0;
@@ -186,6 +223,7 @@ int main(void) {
                 cmocka_unit_test(test_password_file),
                 cmocka_unit_test(test_command_build),
                 cmocka_unit_test(test_audio_file_name),
+                cmocka_unit_test(test_audio_trim),
         };
 
         log_set_max_level(LOG_WARNING);
