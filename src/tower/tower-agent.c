@@ -759,7 +759,8 @@ static int agent_setup_mqtt(TowerAgent *a) {
                 return r;
         }
         client_id = xasprintf("prakat-tower-%u", c->village);
-        will = agent_status_payload(a, "offline", NULL);
+        /* The will is fixed at connect time, so it carries nothing that changes (no last play). */
+        will = xasprintf("{\"state\":\"offline\",\"version\":\"%s\",\"village\":%u}", TOWER_VERSION, c->village);
         TowerMqttOptions options = {
                 .host = c->host,
                 .port = c->port,

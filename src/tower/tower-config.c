@@ -76,11 +76,13 @@ static int parse_broker(const char *url, char **ret_host, unsigned *ret_port, bo
         unsigned port;
         bool tls;
 
-        if (startswith_nocase(url, "mqtt://"))
-                tls = false, rest = url + 7;
-        else if (startswith_nocase(url, "mqtts://"))
-                tls = true, rest = url + 8;
-        else
+        if (startswith_nocase(url, "mqtt://")) {
+                tls = false;
+                rest = url + 7;
+        } else if (startswith_nocase(url, "mqtts://")) {
+                tls = true;
+                rest = url + 8;
+        } else
                 return -EPROTONOSUPPORT;
         port = tls ? 8883 : 1883;
         if (*rest == '[') {
