@@ -14,12 +14,12 @@ PKGS     := libsystemd libcurl jansson libmosquitto inih
 PLUGINDIR ?= $(PREFIX)/lib/prakat/channels
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wno-unused-parameter -fno-strict-aliasing -D_GNU_SOURCE -Isrc -Ichannels \
             -DPRAKAT_PLUGIN_DIR='"$(PLUGINDIR)"' -DPRAKAT_CONFIG='"$(SYSCONFDIR)/prakat/prakat.conf"'
 ifeq ($(SANITIZE),1)
-CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS  += -fsanitize=address,undefined
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+override LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Dependencies only through pkg-config.  `make deps` first if this fails.

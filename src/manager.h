@@ -27,6 +27,7 @@ struct Manager {
         sd_event_source *flush_source; /* idle-priority defer: the once-per-iteration disk work */
         Job **start_list;              /* jobs made "sending" on disk, to hand to plugins after the flush */
         size_t n_start, cap_start;
+        size_t n_finishing; /* entries waiting for their receipt */
         unsigned in_flight;
         bool stopping;
         sd_event_source *stop_timer;

@@ -258,11 +258,19 @@ int entry_load_dir(const char *dir, Entry **ret) {
         return 0;
 }
 
-static int write_json_atomic(const char *path, json_t *o) {
+/* The text of a state file; takes the reference to o. */
+static char *json_text(json_t *o) {
         char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        int r = write_file_atomic(path, s, strlen(s), 0640);
-        free(s);
-        return r;
+        json_decref(o);
+        if (!s)
+                abort(); /* out of memory, like xmalloc() */
+        return s;
+}
+
+/* Writes o (whose reference it takes) as a state file, whole and synced. */
+static int write_json_atomic(const char *path, json_t *o) {
+        _cleanup_free_ char *s = json_text(o);
+        return write_file_atomic(path, s, strlen(s), 0640);
 }
 
 /* ---- the queue ---- */
@@ -387,15 +395,10 @@ int queue_load_done(const Queue *q, const char *id, Entry **ret) {
 
 /* Writes a staged entry's files without syncing; queue_commit_intake() syncs the whole filesystem once. */
 static int stage_write_json(const char *path, json_t *o) {
-        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        _cleanup_free_ char *s = json_text(o);
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-        size_t n = strlen(s);
-        int r = 0;
 
-        r = fd < 0 ? -errno : write_full(fd, s, n);
-        free(s);
-        json_decref(o);
-        return r;
+        return fd < 0 ? -errno : write_full(fd, s, strlen(s));
 }
 
 int queue_stage_intake(Queue *q, Entry *e, const char *source) {
@@ -406,9 +409,10 @@ int queue_stage_intake(Queue *q, Entry *e, const char *source) {
 
         (void) remove_tree(dir);
         orig = path_join(dir, "original");
-        r = mkdir_p(orig, 0750);
-        if (r < 0)
-                return r;
+        if (mkdir(dir, 0750) < 0 || mkdir(orig, 0750) < 0) {
+                r = -errno;
+                goto fail;
+        }
         copy = path_join(orig, e->announcement->source_name);
         if (lstat(source, &st) < 0)
                 return -errno;
@@ -502,17 +506,13 @@ int queue_flush(Queue *q) {
         b = write_batch_new();
         for (size_t i = 0; i < q->n_entries && r >= 0; i++) {
                 Entry *e = q->entries[i];
-                _cleanup_free_ char *p = NULL;
-                char *s;
+                _cleanup_free_ char *p = NULL, *s = NULL;
 
                 if (!e->dirty)
                         continue;
-                json_t *o = entry_jobs_to_json(e);
-                s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-                json_decref(o);
+                s = json_text(entry_jobs_to_json(e));
                 p = path_join(e->dir, "jobs.json");
                 r = write_batch_add(b, p, s, strlen(s));
-                free(s);
         }
         if (r >= 0)
                 r = write_batch_commit(b);
@@ -525,21 +525,7 @@ int queue_flush(Queue *q) {
         return 0;
 }
 
-int queue_retire(Queue *q, Entry *e) {
-        _cleanup_free_ char *final = path_join(q->done_dir, e->announcement->id), *jp = path_join(e->dir, "jobs.json");
-        json_t *o = entry_jobs_to_json(e);
-        int r;
-
-        r = write_json_atomic(jp, o);
-        json_decref(o);
-        if (r < 0)
-                return r;
-        (void) remove_tree(final); /* a leftover of a crash between publishing and this rename */
-        if (rename(e->dir, final) < 0)
-                return -errno;
-        r = fsync_path(q->done_dir);
-        if (r >= 0)
-                r = fsync_path(q->queue_dir);
+static void queue_drop(Queue *q, Entry *e) {
         for (size_t i = 0; i < q->n_entries; i++)
                 if (q->entries[i] == e) {
                         memmove(q->entries + i, q->entries + i + 1, (q->n_entries - i - 1) * sizeof(Entry *));
@@ -549,5 +535,37 @@ int queue_retire(Queue *q, Entry *e) {
         if (e->dirty)
                 q->n_dirty--;
         entry_free(e);
-        return r;
+}
+
+size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results) {
+        size_t moved = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                Entry *e = entries[i];
+                _cleanup_free_ char *final = path_join(q->done_dir, e->announcement->id);
+
+                results[i] = 0;
+                if (e->dirty) { /* the caller retires only saved entries; save this one first anyway */
+                        _cleanup_free_ char *jp = path_join(e->dir, "jobs.json");
+                        results[i] = write_json_atomic(jp, entry_jobs_to_json(e));
+                }
+                if (results[i] >= 0) {
+                        (void) remove_tree(final); /* a leftover of a crash between publishing and this rename */
+                        results[i] = rename(e->dir, final) < 0 ? -errno : 0;
+                }
+                moved += results[i] >= 0;
+        }
+        if (moved > 0) {
+                r = fsync_path(q->done_dir);
+                if (r >= 0)
+                        r = fsync_path(q->queue_dir);
+        }
+        for (size_t i = 0; i < n; i++)
+                if (results[i] >= 0) {
+                        /* Moved: even if the sync failed, the entry lives in done/ now. */
+                        results[i] = r;
+                        queue_drop(q, entries[i]);
+                }
+        return r < 0 ? 0 : moved;
 }

@@ -53,6 +53,7 @@ typedef struct Job {
         void *timer;       /* sd_event_source* */
         void *instance;    /* ChannelInstance* while sending */
         bool start_pending;
+        bool begun_at_intake; /* saved as "sending" with the new entry: start without another write */
 } Job;
 
 struct Entry {
@@ -105,8 +106,9 @@ bool queue_has_dirty(const Queue *q);
 /* Writes every dirty entry's jobs.json in one batch. */
 int queue_flush(Queue *q);
 
-/* Moves a finished entry to STATE/done and drops it from memory (it is freed). */
-int queue_retire(Queue *q, Entry *e);
+/* Moves n finished entries to STATE/done, syncing each directory once, and drops each one that moved
+ * from memory (it is freed).  results[i] is 0 or a negative errno; returns how many moved durably. */
+size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results);
 
 /* Loading and saving, also for the CLI. */
 Entry *entry_new(Announcement *a);

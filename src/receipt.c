@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "receipt.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "thaidate.h"
@@ -93,22 +94,24 @@ char *receipt_format(const Config *c, const Entry *e, usec_t now) {
         return strbuf_steal(&b);
 }
 
-int receipt_publish(const Config *c, const Entry *e, usec_t now) {
+/* Builds one receipt folder under a hidden temporary name; nothing is synced yet. */
+static int receipt_stage(const Config *c, const Entry *e, usec_t now, const char *published, char **ret_temp,
+                         char **ret_final) {
         const Announcement *a = e->announcement;
         char day[16];
-        _cleanup_free_ char *published = path_join(c->spool, "published"), *name = NULL, *final = NULL,
-                            *temp = NULL, *orig_from = NULL, *orig_to = NULL, *receipt = NULL, *rp = NULL;
+        _cleanup_free_ char *name = NULL, *final = NULL, *temp = NULL, *orig_from = NULL, *orig_to = NULL,
+                            *receipt = NULL, *rp = NULL;
+        _cleanup_close_ int fd = -1;
         struct stat st;
-        int r;
+        int r = 0;
 
         thaidate_format_day(a->publish_at ? a->publish_at : now, false, day, sizeof day);
         name = xasprintf("%s-%s", day, a->id);
         final = path_join(published, name);
         temp = xasprintf("%s/.tmp-%s", published, name);
         (void) remove_tree(temp);
-        r = mkdir_p(temp, 0755);
-        if (r < 0)
-                return r;
+        if (mkdir(temp, 0755) < 0)
+                return -errno;
         orig_from = entry_original_path(e);
         orig_to = path_join(temp, a->source_name);
         if (lstat(orig_from, &st) == 0)
@@ -116,18 +119,58 @@ int receipt_publish(const Config *c, const Entry *e, usec_t now) {
         if (r >= 0) {
                 receipt = receipt_format(c, e, now);
                 rp = path_join(temp, "receipt.txt");
-                r = write_file_atomic(rp, receipt, strlen(receipt), 0644);
+                fd = open(rp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+                r = fd < 0 ? -errno : write_full(fd, receipt, strlen(receipt));
         }
         if (r < 0) {
                 (void) remove_tree(temp);
                 return r;
         }
-        /* Replacing a folder left by a crash between this rename and the move to done/. */
-        (void) remove_tree(final);
-        if (rename(temp, final) < 0) {
-                r = -errno;
-                (void) remove_tree(temp);
-                return r;
+        *ret_temp = TAKE_PTR(temp);
+        *ret_final = TAKE_PTR(final);
+        return 0;
+}
+
+size_t receipt_publish(const Config *c, Entry *const *entries, size_t n, usec_t now, int *results) {
+        _cleanup_free_ char *published = path_join(c->spool, "published");
+        char **temps = xcalloc(n ? n : 1, sizeof(char *)), **finals = xcalloc(n ? n : 1, sizeof(char *));
+        size_t staged = 0, done = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++) {
+                results[i] = receipt_stage(c, entries[i], now, published, &temps[i], &finals[i]);
+                staged += results[i] >= 0;
         }
-        return fsync_path(published);
+        /* One sync for every folder of the batch, then the renames, then one more for the renames. */
+        r = staged > 0 ? sync_filesystem(published) : 0;
+        for (size_t i = 0; i < n; i++) {
+                if (results[i] < 0)
+                        continue;
+                if (r < 0)
+                        results[i] = r;
+                else {
+                        /* Replacing a folder left by a crash between this rename and the move to done/. */
+                        (void) remove_tree(finals[i]);
+                        results[i] = rename(temps[i], finals[i]) < 0 ? -errno : 0;
+                }
+                if (results[i] < 0)
+                        (void) remove_tree(temps[i]);
+                else
+                        done++;
+        }
+        if (done > 0) {
+                r = fsync_path(published);
+                for (size_t i = 0; r < 0 && i < n; i++)
+                        if (results[i] >= 0)
+                                results[i] = r;
+                if (r < 0)
+                        done = 0;
+        }
+        for (size_t i = 0; i < n; i++) {
+                free(temps[i]);
+                free(finals[i]);
+        }
+        free(temps);
+        free(finals);
+        return done;
 }

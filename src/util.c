@@ -324,6 +324,14 @@ static int write_temporary(const char *path, const void *data, size_t size, mode
         return 0;
 }
 
+int sync_filesystem(const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0 || syncfs(fd) < 0)
+                return -errno;
+        return 0;
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
         _cleanup_free_ char *temp = NULL;
         int r;
@@ -368,8 +376,6 @@ int copy_file(const char *from, const char *to, mode_t mode) {
                 if (r < 0)
                         return r;
         }
-        if (fsync(out) < 0)
-                return -errno;
         return 0;
 }
 
@@ -402,7 +408,7 @@ int copy_tree(const char *from, const char *to) {
                 if (r < 0)
                         return r;
         }
-        return fsync_path(to);
+        return 0;
 }
 
 int remove_tree(const char *path) {
@@ -476,7 +482,16 @@ static void write_batch_clear(WriteBatch *b, size_t first_unrenamed) {
         b->n = 0;
 }
 
-static int sync_temporaries(WriteBatch *b) {
+static char *parent_of(const char *path) {
+        const char *slash = strrchr(path, '/');
+        return slash ? xstrndup(path, (size_t) (slash - path)) : xstrdup(".");
+}
+
+static int sync_temporaries(WriteBatch *b, bool whole_fs) {
+        if (whole_fs) {
+                _cleanup_free_ char *dir = parent_of(b->entries[0].temp);
+                return sync_filesystem(dir);
+        }
         for (size_t i = 0; i < b->n; i++) {
                 int r = fsync_path(b->entries[i].temp);
                 if (r < 0)
@@ -489,42 +504,55 @@ static int compare_strings(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-int write_batch_commit(WriteBatch *b) {
-        _cleanup_free_ char **dirs = NULL;
-        size_t i;
-        int r;
+/* Makes the first n renames of the batch durable: each directory once, or the whole filesystem once. */
+static int sync_renamed(WriteBatch *b, size_t n, bool whole_fs) {
+        _cleanup_free_ char **dirs = NULL, *last = NULL;
+        int r = 0;
 
-        if (b->n == 0)
+        if (n == 0)
                 return 0;
-        r = sync_temporaries(b);
-        if (r < 0) {
-                write_batch_clear(b, 0);
-                return r;
+        if (whole_fs) {
+                _cleanup_free_ char *dir = parent_of(b->entries[0].path);
+                return sync_filesystem(dir);
         }
-        dirs = xcalloc(b->n, sizeof(char *));
-        for (i = 0; i < b->n; i++) {
-                if (rename(b->entries[i].temp, b->entries[i].path) < 0) {
-                        r = -errno;
-                        break;
-                }
+        dirs = xcalloc(n, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
                 dirs[i] = b->entries[i].path;
-        }
-        /* Sync each directory once, whatever happened above: renames that did happen must last. */
-        qsort(dirs, i, sizeof(char *), compare_strings);
-        _cleanup_free_ char *last = NULL;
-        for (size_t k = 0; k < i; k++) {
-                _cleanup_free_ char *dir = xstrdup(dirs[k]);
-                char *slash = strrchr(dir, '/');
-                if (slash)
-                        *slash = 0;
+        qsort(dirs, n, sizeof(char *), compare_strings);
+        for (size_t k = 0; k < n; k++) {
+                _cleanup_free_ char *dir = parent_of(dirs[k]);
                 if (last && streq(last, dir))
                         continue;
-                int q = fsync_path(slash ? dir : ".");
+                int q = fsync_path(dir);
                 if (q < 0 && r >= 0)
                         r = q;
                 free(last);
                 last = TAKE_PTR(dir);
         }
+        return r;
+}
+
+int write_batch_commit(WriteBatch *b) {
+        bool whole_fs = b->n >= WRITE_BATCH_SYNCFS;
+        size_t i;
+        int r;
+
+        if (b->n == 0)
+                return 0;
+        r = sync_temporaries(b, whole_fs);
+        if (r < 0) {
+                write_batch_clear(b, 0);
+                return r;
+        }
+        for (i = 0; i < b->n; i++)
+                if (rename(b->entries[i].temp, b->entries[i].path) < 0) {
+                        r = -errno;
+                        break;
+                }
+        /* Whatever happened above, the renames that did happen must last. */
+        int q = sync_renamed(b, i, whole_fs);
+        if (q < 0 && r >= 0)
+                r = q;
         write_batch_clear(b, i);
         return r;
 }

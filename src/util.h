@@ -121,18 +121,24 @@ int fsync_parent(const char *path);  /* fsyncs the directory holding path */
 int write_full(int fd, const void *data, size_t size);
 /* Writes `data` to path whole: temporary file in the same directory, fsync, rename, fsync directory. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
-/* Copies a regular file (not following symlinks) and fsyncs the copy. */
+/* syncfs(2) of the filesystem holding path: one wait for the disk however many files were written. */
+int sync_filesystem(const char *path);
+/* Copies a regular file (not following symlinks).  Not synced: the caller syncs the batch it is part of. */
 int copy_file(const char *from, const char *to, mode_t mode);
-/* Copies a directory tree of regular files and directories; anything else fails with -ELOOP/-EPERM. */
+/* Copies a directory tree of regular files and directories; anything else fails with -ELOOP/-EPERM.
+ * Not synced either. */
 int copy_tree(const char *from, const char *to);
 /* rm -rf; missing is not an error. */
 int remove_tree(const char *path);
 
 /*
  * A batch of whole-file writes made durable together: each add() writes a temporary file; commit()
- * fsyncs them, renames each into place and fsyncs every directory touched once.  This turns N state
- * writes of one loop iteration into N data syncs and one sync per directory, instead of N of each.
+ * makes them durable, renames each into place, and makes the renames durable.  A small batch is
+ * synced file by file and directory by directory; from WRITE_BATCH_SYNCFS entries on, one syncfs()
+ * before and one after the renames replace them all.  Every path in one batch must be on one
+ * filesystem (the callers write into the state folder only).
  */
+#define WRITE_BATCH_SYNCFS 4
 typedef struct WriteBatch WriteBatch;
 WriteBatch *write_batch_new(void);
 int write_batch_add(WriteBatch *b, const char *path, const void *data, size_t size);

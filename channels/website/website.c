@@ -23,17 +23,20 @@
  *
  * Batching: publish() and retract() do the per-item work at once (article page,
  * attachment copies, the item's state file) and only mark the shared pages dirty; a
- * zero-delay timer then renders every dirty shared page once, fsyncs each touched
- * directory once, and only then finishes the batch's jobs.  A thousand announcements
- * arriving in one loop iteration cost one index, one feed, one sitemap.
+ * zero-delay timer then renders every dirty shared page once, syncs the filesystems
+ * written to once, and only then finishes the batch's jobs.  A thousand announcements
+ * arriving in one loop iteration cost one index, one feed, one sitemap and one sync.
  *
  * State (host->state_dir/items/ID, one small line-oriented file per item) holds what the
  * listings need, so a listing page reads only the files of the items it shows.  In
  * memory there is one compact record per listed item, sorted by publication time then
  * id.  Withdrawn and replaced items keep their state file (marked) but leave memory.
  *
- * Every file is written whole: temporary file in the same directory, fsync, rename; a
- * file whose content would not change is not rewritten at all.
+ * Every file is written whole: temporary file in the same directory, then rename, so a
+ * reader never sees half a page; a file whose content would not change is not rewritten
+ * at all.  Nothing is fsynced file by file: a job counts as done only after the batch's
+ * syncfs(), and a crash before that leaves the job "sending", so prakatd asks for the
+ * item again after the restart and every page it touches is rewritten.
  */
 #include "prakat-channel.h"
 
@@ -190,15 +193,14 @@ typedef struct Website {
         Pending *pending;
         size_t n_pending;
 
-        char **touched_dirs; /* directories to fsync before the batch counts as done */
-        size_t n_touched_dirs;
+        bool unsynced; /* written to since the last sync */
 
         prakat_timer *flush_timer;
         prakat_usec_t flush_deadline;
         prakat_timer *expiry_timer;
         prakat_usec_t expiry_deadline;
 
-        /* fsync files and directories. Only a benchmark that builds a large archive turns it off. */
+        /* Sync before finishing jobs.  Only the unit test that builds a large archive turns it off. */
         bool durable;
 
         char error[512]; /* the last write error, for the job's message */
@@ -514,26 +516,12 @@ static char *path_parent(const char *path) {
         return strndup(path, (size_t) (slash - path));
 }
 
-/* Remembers a directory whose entries changed; flush fsyncs each one once. */
-static void website_touch_dir(Website *w, const char *dir) {
-        if (w->n_touched_dirs > 0 && strcmp(w->touched_dirs[w->n_touched_dirs - 1], dir) == 0)
-                return;
-        char **p = realloc(w->touched_dirs, (w->n_touched_dirs + 1) * sizeof(char *));
-        if (!p)
-                return; /* only durability of this batch suffers; the next flush syncs again */
-        w->touched_dirs = p;
-        char *copy = strdup(dir);
-        if (copy)
-                w->touched_dirs[w->n_touched_dirs++] = copy;
+/* Remembers that the output or the state changed; the flush syncs once for all changes. */
+static void website_touch(Website *w) {
+        w->unsynced = true;
 }
 
-static void website_touch_parent(Website *w, const char *path) {
-        _cleanup_free_ char *dir = path_parent(path);
-        if (dir)
-                website_touch_dir(w, dir);
-}
-
-/* mkdir -p; new directories are remembered so that their parents get fsynced. */
+/* mkdir -p. */
 static int website_mkdir_p(Website *w, const char *path) {
         struct stat st;
         if (stat(path, &st) == 0)
@@ -548,7 +536,7 @@ static int website_mkdir_p(Website *w, const char *path) {
         }
         if (mkdir(path, 0755) < 0 && errno != EEXIST)
                 return -errno;
-        website_touch_dir(w, parent);
+        website_touch(w);
         return 0;
 }
 
@@ -615,8 +603,7 @@ static char *tmp_path_for(const char *path) {
 }
 
 /*
- * Writes `path` whole: temporary file beside it, fsync, rename.  The directory is fsynced
- * later, once per batch.  A file that already has this content is left alone, so its
+ * Writes `path` whole: temporary file beside it, then rename; synced later, once per batch.  A file that already has this content is left alone, so its
  * mtime and inode tell what a publish really changed.  Missing directories are created.
  * On failure sets w->error naming the path.
  */
@@ -639,8 +626,6 @@ static int website_write_file(Website *w, const char *path, const char *data, si
         }
 
         int r = write_all(fd, data, size);
-        if (r == 0 && w->durable && fsync(fd) < 0)
-                r = -errno;
         if (close(fd) < 0 && r == 0)
                 r = -errno;
         if (r == 0 && rename(tmp, path) < 0)
@@ -650,7 +635,7 @@ static int website_write_file(Website *w, const char *path, const char *data, si
                 unlink(tmp);
                 return r;
         }
-        website_touch_dir(w, dir);
+        website_touch(w);
         return 0;
 }
 
@@ -670,11 +655,11 @@ static int website_unlink(Website *w, const char *path) {
                 website_set_error(w, "Failed to remove %s: %s", path, strerror(-r));
                 return r;
         }
-        website_touch_parent(w, path);
+        website_touch(w);
         return 0;
 }
 
-/* Copies a file by read/write into a temporary file beside `to`, fsync, rename. */
+/* Copies a file by read/write into a temporary file beside `to`, then renames it. */
 static int website_copy_file(Website *w, const char *from, const char *to) {
         _cleanup_free_ char *tmp = tmp_path_for(to);
         if (!tmp)
@@ -706,8 +691,6 @@ static int website_copy_file(Website *w, const char *from, const char *to) {
                 if (r < 0)
                         break;
         }
-        if (r == 0 && w->durable && fsync(out) < 0)
-                r = -errno;
         if (close(out) < 0 && r == 0)
                 r = -errno;
         if (r == 0 && rename(tmp, to) < 0)
@@ -717,7 +700,7 @@ static int website_copy_file(Website *w, const char *from, const char *to) {
                 unlink(tmp);
                 return r;
         }
-        website_touch_parent(w, to);
+        website_touch(w);
         return 0;
 }
 
@@ -756,34 +739,30 @@ static void purge_tmp_files(const char *dir) {
                         unlinkat(dirfd(d), de->d_name, 0);
 }
 
-static int fsync_dir(const char *dir) {
-        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno; /* removed again in the same batch */
-        if (fsync(fd) < 0 && errno != EINVAL)
-                return -errno;
+static int sync_fs_of(Website *w, const char *path) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || syncfs(fd) < 0) {
+                int r = -errno;
+                website_set_error(w, "Failed to sync %s to disk: %s", path, strerror(-r));
+                return r;
+        }
         return 0;
 }
 
-static int compare_strings(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/* fsyncs every directory touched since the last call, each once. */
-static int website_sync_dirs(Website *w) {
-        int r = 0;
-        if (w->n_touched_dirs > 0)
-                qsort(w->touched_dirs, w->n_touched_dirs, sizeof(char *), compare_strings);
-        for (size_t i = 0; i < w->n_touched_dirs && r == 0 && w->durable; i++) {
-                if (i > 0 && strcmp(w->touched_dirs[i], w->touched_dirs[i - 1]) == 0)
-                        continue;
-                r = fsync_dir(w->touched_dirs[i]);
-                if (r < 0)
-                        website_set_error(w, "Failed to sync directory %s: %s", w->touched_dirs[i], strerror(-r));
-        }
-        free_strings(w->touched_dirs, w->n_touched_dirs);
-        w->touched_dirs = NULL;
-        w->n_touched_dirs = 0;
+/*
+ * Makes everything written since the last call durable: one syncfs() of the output's
+ * filesystem, and one of the state folder's when that is another filesystem.  One wait for
+ * the disk however many pages a batch touched.
+ */
+static int website_sync(Website *w) {
+        if (!w->unsynced || !w->durable)
+                return 0;
+        int r = sync_fs_of(w, w->output);
+        struct stat a, b;
+        if (r == 0 && stat(w->output, &a) == 0 && stat(w->items_dir, &b) == 0 && a.st_dev != b.st_dev)
+                r = sync_fs_of(w, w->items_dir);
+        if (r == 0)
+                w->unsynced = false;
         return r;
 }
 
@@ -1987,7 +1966,7 @@ static int website_render_dirty(Website *w) {
                 r = website_render_sitemaps(w);
         if (r == -ENOMEM && !w->error[0])
                 website_set_error(w, "Failed to render the website: %s", strerror(ENOMEM));
-        int k = website_sync_dirs(w);
+        int k = website_sync(w);
         if (r < 0)
                 return r;
         if (k < 0)
@@ -2200,7 +2179,7 @@ static int website_copy_attachments(Website *w, const prakat_announcement *a, ch
         if (r == 0)
                 r = website_prune_dir(w, dir, names, a->n_attachments);
         if (r == 0 && a->n_attachments == 0 && rmdir(dir) == 0)
-                website_touch_parent(w, dir);
+                website_touch(w);
         if (r < 0) {
                 if (!w->error[0])
                         website_set_error(w, "Failed to copy attachments into %s: %s", dir, strerror(-r));
@@ -2337,7 +2316,7 @@ static int website_remove_attachments(Website *w, const char *id) {
                 return r;
         }
         if (rmdir(dir) == 0)
-                website_touch_parent(w, dir);
+                website_touch(w);
         return 0;
 }
 
@@ -2636,7 +2615,7 @@ static int website_write_style(Website *w, ConfigError *err, unsigned output_lin
                 return config_fail(err, output_line, "out of memory");
         if (website_write_file(w, path, website_css, sizeof(website_css) - 1) < 0)
                 return config_fail(err, output_line, "%s", w->error);
-        int r = website_sync_dirs(w);
+        int r = website_sync(w);
         if (r < 0)
                 return config_fail(err, output_line, "%s", w->error);
         return 0;
@@ -2662,7 +2641,6 @@ static void website_free(Website *w) {
         for (size_t i = 0; i < w->n_pending; i++)
                 pending_done(&w->pending[i]);
         free(w->pending);
-        free_strings(w->touched_dirs, w->n_touched_dirs);
         free(w->output);
         free(w->base_url);
         free(w->site_title);

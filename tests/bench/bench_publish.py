@@ -15,9 +15,9 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
+    """CPU time of the process in seconds, to the nanosecond (schedstat), not in clock ticks."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
 
 
 def status(pid, key):
@@ -76,14 +76,17 @@ base_url = https://bench.example.go.th/news
             os.rename(os.path.join(stage, name), os.path.join(self.incoming, name))
         return dropped
 
+    def count_published(self):
+        """Receipt folders; a batch's hidden .tmp-* folders are not receipts yet."""
+        return sum(1 for d in os.listdir(self.published) if not d.startswith("."))
+
     def wait_published(self, expected, timeout=600):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            n = len(os.listdir(self.published))
-            if n >= expected:
-                return n
+            if self.count_published() >= expected:
+                return expected
             time.sleep(0.01)
-        raise SystemExit(f"timeout: {len(os.listdir(self.published))} of {expected} published")
+        raise SystemExit(f"timeout: {self.count_published()} of {expected} published")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -94,6 +97,8 @@ def page_latencies(b, dropped):
     """Drop-to-page latency from each receipt folder's original (named like the drop) and the page's mtime."""
     lat = []
     for d in os.listdir(b.published):
+        if d.startswith("."):
+            continue
         for f in os.listdir(os.path.join(b.published, d)):
             if f in dropped:
                 page = os.path.join(b.site, "a", d[11:] + ".html")
@@ -120,7 +125,7 @@ def one_publish_cost(b, total):
 
 
 def main():
-    root = tempfile.mkdtemp(prefix="prakat-bench-")
+    root = tempfile.mkdtemp(prefix="prakat-bench-", dir=os.environ.get("BENCH_DIR") or None)
     rows = []
     try:
         b = Bench(root)

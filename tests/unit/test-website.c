@@ -226,6 +226,10 @@ static Snapshot snapshot_take(Fixture *f) {
         return s;
 }
 
+static int compare_names(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
 static void snapshot_free(Snapshot *s) {
         for (size_t i = 0; i < s->n; i++)
                 free(s->files[i].rel);
@@ -247,7 +251,7 @@ static char *snapshot_changes(Fixture *f, const Snapshot *before) {
                 if (!same)
                         changed[n++] = a->rel;
         }
-        qsort(changed, n, sizeof(char *), compare_strings);
+        qsort(changed, n, sizeof(char *), compare_names);
         Buf b = {};
         for (size_t i = 0; i < n; i++)
                 buf_printf(&b, "%s%s", i ? "," : "", changed[i]);
