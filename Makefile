@@ -25,6 +25,9 @@ endif
 # Dependencies only through pkg-config.  `make deps` first if this fails.
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# Plugins may use jansson for the platforms' JSON; nothing else of the core's dependencies.
+PLUGIN_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+PLUGIN_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
@@ -79,17 +82,22 @@ $(BUILD)/prakat-tower: $(BUILD)/obj/prakat-tower.o $(TOWER_OBJ) $(BUILD)/libprak
 
 # A plugin includes only channels/prakat-channel.h and links against nothing of the core.
 .SECONDEXPANSION:
-$(BUILD)/channels/%.so: $$(wildcard channels/$$*/*.c) channels/prakat-channel.h
+$(BUILD)/channels/%.so: $$(wildcard channels/$$*/*.c channels/$$*/*.h) $(wildcard channels/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $(wildcard channels/$*/*.c) $(LDFLAGS) -lm
+	$(CC) $(CFLAGS) $(PLUGIN_CFLAGS) -fPIC -fvisibility=hidden -shared -o $@ $(wildcard channels/$*/*.c) \
+	  $(LDFLAGS) $(PLUGIN_LIBS) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprakat.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(CMOCKA_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libprakat.a \
 	  $(LDFLAGS) $(CMOCKA_LIBS) $(DEP_LIBS) -ldl -lm
 
-# A plugin's unit test #includes the plugin's source, so it depends on it.
+# A plugin's unit test #includes the plugin's source, so it depends on it; so do the tower agent's.
 $(BUILD)/tests/test-website: $(wildcard channels/website/*.c) tests/unit/fake-host.h
+$(BUILD)/tests/test-facebook: $(wildcard channels/facebook/*.[ch] channels/*.h) tests/unit/fake-host.h
+$(BUILD)/tests/test-line: $(wildcard channels/line/*.[ch] channels/*.h) tests/unit/fake-host.h
+$(BUILD)/tests/test-tower-%: $(wildcard src/tower/*.[ch])
+$(BUILD)/obj/prakat-tower.o: $(wildcard src/tower/*.h)
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugin-util.h: small helpers shared by channel plugins, so that each plugin does not grow its
+ * own copy.  Header-only (static functions) because a plugin links against nothing of prakat's;
+ * it needs only libc and prakat-channel.h.
+ *
+ *  - plugin_read_secret(): a token from `token_file` or from a systemd credential
+ *    (`token_credential`, read from $CREDENTIALS_DIRECTORY), refusing a file that group or others
+ *    may read.  The secret itself never appears in an error message.
+ *  - plugin_uuid4(): a random UUID (for LINE's X-Line-Retry-Key).
+ *  - plugin_write_file_durable(): a small state file written whole (temporary, fsync, rename,
+ *    fsync of the folder), for what a plugin must remember across restarts.
+ *  - plugin_read_small_file(): the other way round.
+ */
+#ifndef PRAKAT_PLUGIN_UTIL_H
+#define PRAKAT_PLUGIN_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "prakat-channel.h"
+
+#define PLUGIN_SECRET_MAX 8192
+
+static inline void plugin_error(char *error, size_t size, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static inline void plugin_error(char *error, size_t size, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(error, size, format, ap);
+        va_end(ap);
+}
+
+/* Reads a whole small regular file (not following a final symlink), NUL-terminated. */
+static inline int plugin_read_small_file(const char *path, size_t max, char **ret, struct stat *ret_st) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size > max) {
+                int r = !S_ISREG(st.st_mode) ? -EBADF : -EFBIG;
+                close(fd);
+                return r;
+        }
+        char *data = malloc((size_t) st.st_size + 1);
+        size_t got = 0;
+        while (data && got < (size_t) st.st_size) {
+                ssize_t n = read(fd, data + got, (size_t) st.st_size - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+        }
+        close(fd);
+        if (!data)
+                return -ENOMEM;
+        data[got] = 0;
+        *ret = data;
+        if (ret_st)
+                *ret_st = st;
+        return 0;
+}
+
+/*
+ * The channel's secret: from $CREDENTIALS_DIRECTORY/`credential` when `credential` is set, else
+ * from `token_file` (relative to host->config_dir).  A file readable by group or others is
+ * refused.  Trailing blanks and newlines are dropped; a secret with blanks or control characters
+ * inside is refused.  On error returns a negative errno and writes a one-line reason with the
+ * fix into `error` (never the secret).
+ */
+static inline int plugin_read_secret(const prakat_host *host, const char *token_file, const char *credential,
+                                     char **ret, char *error, size_t error_size) {
+        char path[4096];
+        if (credential) {
+                const char *dir = getenv("CREDENTIALS_DIRECTORY");
+                if (!dir || !*dir) {
+                        plugin_error(error, error_size,
+                                     "token_credential = %s, but no systemd credentials were passed "
+                                     "($CREDENTIALS_DIRECTORY is unset); add LoadCredential=%s:... to the unit, "
+                                     "or use token_file instead",
+                                     credential, credential);
+                        return -ENOENT;
+                }
+                if (strchr(credential, '/') || !strcmp(credential, ".") || !strcmp(credential, "..")) {
+                        plugin_error(error, error_size, "token_credential must be a plain name, not a path");
+                        return -EINVAL;
+                }
+                snprintf(path, sizeof path, "%s/%s", dir, credential);
+        } else if (token_file) {
+                if (token_file[0] == '/' || !host->config_dir)
+                        snprintf(path, sizeof path, "%s", token_file);
+                else
+                        snprintf(path, sizeof path, "%s/%s", host->config_dir, token_file);
+        } else {
+                plugin_error(error, error_size,
+                             "no token: set token_file = /etc/prakat/%s.token (mode 0600) or token_credential",
+                             host->channel);
+                return -EINVAL;
+        }
+
+        char *data = NULL;
+        struct stat st;
+        int r = plugin_read_small_file(path, PLUGIN_SECRET_MAX, &data, &st);
+        if (r < 0) {
+                plugin_error(error, error_size, "cannot read the token file %s: %s%s", path, strerror(-r),
+                             r == -ENOENT ? " (create it, readable only by prakat: chmod 600)" : "");
+                return r;
+        }
+        if (!credential && (st.st_mode & 077)) {
+                plugin_error(error, error_size,
+                             "the token file %s may be read by group or others (mode %04o); "
+                             "fix: chmod 600 %s",
+                             path, (unsigned) (st.st_mode & 07777), path);
+                free(data);
+                return -EPERM;
+        }
+        size_t n = strlen(data);
+        while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r' || data[n - 1] == ' ' || data[n - 1] == '\t'))
+                data[--n] = 0;
+        bool bad = n == 0;
+        for (size_t i = 0; i < n && !bad; i++)
+                bad = (unsigned char) data[i] <= ' ' || data[i] == 0x7f;
+        if (bad) {
+                plugin_error(error, error_size,
+                             "the token file %s is empty or has blanks inside; it must hold the token alone",
+                             path);
+                explicit_bzero(data, n);
+                free(data);
+                return -EINVAL;
+        }
+        *ret = data;
+        return 0;
+}
+
+/* Forgets a secret: overwrites it before freeing. */
+static inline void plugin_free_secret(char *secret) {
+        if (secret) {
+                explicit_bzero(secret, strlen(secret));
+                free(secret);
+        }
+}
+
+/* A random (version 4) UUID, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx", into out[37]. */
+static inline int plugin_uuid4(char out[37]) {
+        uint8_t b[16];
+        size_t got = 0;
+        while (got < sizeof b) {
+                ssize_t n = getrandom(b + got, sizeof b - got, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                got += (size_t) n;
+        }
+        b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
+                 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+        return 0;
+}
+
+/* Writes `path` whole and durably: temporary file beside it, fsync, rename, fsync of the folder. */
+static inline int plugin_write_file_durable(const char *path, const void *data, size_t size) {
+        char tmp[4096], dir[4096];
+        const char *slash = strrchr(path, '/');
+        if (!slash || (size_t) snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+                return -ENAMETOOLONG;
+        snprintf(dir, sizeof dir, "%.*s", (int) (slash - path), path);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        const char *p = data;
+        int r = 0;
+        while (size > 0) {
+                ssize_t n = write(fd, p, size);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                p += n, size -= (size_t) n;
+        }
+        if (r == 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                unlink(tmp);
+                return r;
+        }
+        int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (d < 0)
+                return -errno;
+        r = fsync(d) < 0 ? -errno : 0;
+        close(d);
+        return r;
+}
+
+#endif
