@@ -24,7 +24,8 @@ endif
 
 # Dependencies only through pkg-config.  `make deps` first if this fails.
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# libcurl is dlopen()ed by src/http.c on first use (headers from pkg-config, no -lcurl).
+DEP_LIBS   := $(filter-out -lcurl,$(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null))
 # Plugins may use jansson for the platforms' JSON; nothing else of the core's dependencies.
 PLUGIN_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 PLUGIN_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)

@@ -2,9 +2,76 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 
 #include "log.h"
 #include "util.h"
+
+/*
+ * libcurl is loaded with dlopen() when the first HTTP client is made, not linked: a setup that
+ * never talks HTTP (the website alone) then never maps libcurl, OpenSSL, GnuTLS and the rest of
+ * their dependencies, which is most of an idle daemon's memory.
+ */
+#define LIBCURL_SONAME "libcurl.so.4"
+
+static struct {
+        CURLcode (*global_init)(long flags);
+        CURLM *(*multi_init)(void);
+        CURLMcode (*multi_setopt)(CURLM *multi, CURLMoption option, ...);
+        CURLMcode (*multi_cleanup)(CURLM *multi);
+        CURLMcode (*multi_add_handle)(CURLM *multi, CURL *easy);
+        CURLMcode (*multi_remove_handle)(CURLM *multi, CURL *easy);
+        CURLMcode (*multi_socket_action)(CURLM *multi, curl_socket_t fd, int mask, int *running);
+        CURLMcode (*multi_assign)(CURLM *multi, curl_socket_t fd, void *p);
+        CURLMsg *(*multi_info_read)(CURLM *multi, int *left);
+        CURL *(*easy_init)(void);
+        CURLcode (*easy_setopt)(CURL *easy, CURLoption option, ...);
+        CURLcode (*easy_getinfo)(CURL *easy, CURLINFO info, ...);
+        void (*easy_cleanup)(CURL *easy);
+        const char *(*easy_strerror)(CURLcode code);
+        struct curl_slist *(*slist_append)(struct curl_slist *list, const char *s);
+        void (*slist_free_all)(struct curl_slist *list);
+} curl;
+
+/* Loads libcurl and initializes it once per process. */
+static int curl_load(void) {
+        static void *library;
+        static const struct {
+                const char *name;
+                size_t offset;
+        } symbols[] = {
+#define SYM(f) { "curl_" #f, offsetof(__typeof__(curl), f) }
+                SYM(global_init),    SYM(multi_init),          SYM(multi_setopt),        SYM(multi_cleanup),
+                SYM(multi_add_handle), SYM(multi_remove_handle), SYM(multi_socket_action), SYM(multi_assign),
+                SYM(multi_info_read), SYM(easy_init),           SYM(easy_setopt),         SYM(easy_getinfo),
+                SYM(easy_cleanup),   SYM(easy_strerror),       SYM(slist_append),        SYM(slist_free_all),
+#undef SYM
+        };
+
+        if (library)
+                return 0;
+        void *l = dlopen(LIBCURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+        if (!l) {
+                log_error("Cannot load %s (%s): install Debian's libcurl4 package.", LIBCURL_SONAME, dlerror());
+                return -ENOENT;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(symbols); i++) {
+                void *f = dlsym(l, symbols[i].name);
+                if (!f) {
+                        log_error("%s has no %s: a libcurl of 7.62 or newer is needed.", LIBCURL_SONAME,
+                                  symbols[i].name);
+                        dlclose(l);
+                        return -ENOENT;
+                }
+                memcpy((char *) &curl + symbols[i].offset, &f, sizeof f);
+        }
+        if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                dlclose(l);
+                return -EIO;
+        }
+        library = l;
+        return 0;
+}
 
 /* A bounded number of parallel transfers per host: the platforms throttle bursts anyway. */
 #define HTTP_MAX_HOST_CONNECTIONS 4
@@ -34,8 +101,6 @@ struct HttpClient {
         unsigned long connections_opened;
 };
 
-static int curl_initialized;
-
 static void http_check_done(HttpClient *c);
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -48,7 +113,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 action |= CURL_CSELECT_OUT;
         if (revents & EPOLLERR)
                 action |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(c->multi, fd, action, &running);
+        curl.multi_socket_action(c->multi, fd, action, &running);
         http_check_done(c);
         return 0;
 }
@@ -61,7 +126,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
         if (what == CURL_POLL_REMOVE) {
                 if (io) {
                         sd_event_source_disable_unref(io);
-                        curl_multi_assign(c->multi, fd, NULL);
+                        curl.multi_assign(c->multi, fd, NULL);
                 }
                 return 0;
         }
@@ -78,7 +143,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, voi
         if (sd_event_add_io(c->event, &io, fd, events, on_io, c) < 0)
                 return -1;
         (void) sd_event_source_set_description(io, "curl-io");
-        curl_multi_assign(c->multi, fd, io);
+        curl.multi_assign(c->multi, fd, io);
         return 0;
 }
 
@@ -86,7 +151,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         HttpClient *c = userdata;
         int running;
 
-        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        curl.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         http_check_done(c);
         return 0;
 }
@@ -114,24 +179,22 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
 int http_client_new(sd_event *event, HttpClient **ret) {
         HttpClient *c;
 
-        if (!curl_initialized) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                        return -EIO;
-                curl_initialized = 1;
-        }
+        int r = curl_load();
+        if (r < 0)
+                return r;
         c = xcalloc(1, sizeof(HttpClient));
         c->event = sd_event_ref(event);
-        c->multi = curl_multi_init();
+        c->multi = curl.multi_init();
         if (!c->multi) {
                 http_client_free(c);
                 return -ENOMEM;
         }
-        curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-        curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-        curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
-        curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
-        curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) HTTP_MAX_HOST_CONNECTIONS);
-        curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+        curl.multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl.multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+        curl.multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+        curl.multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+        curl.multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) HTTP_MAX_HOST_CONNECTIONS);
+        curl.multi_setopt(c->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
         *ret = c;
         return 0;
 }
@@ -145,9 +208,9 @@ static void call_free(prakat_http_call *call) {
                 c->calls = call->next;
         if (call->next)
                 call->next->prev = call->prev;
-        curl_multi_remove_handle(c->multi, call->easy);
-        curl_easy_cleanup(call->easy);
-        curl_slist_free_all(call->request_headers);
+        curl.multi_remove_handle(c->multi, call->easy);
+        curl.easy_cleanup(call->easy);
+        curl.slist_free_all(call->request_headers);
         free(call->body);
         strbuf_free(&call->response);
         for (size_t i = 0; i < call->n_headers; i++) {
@@ -164,7 +227,7 @@ void http_client_free(HttpClient *c) {
         while (c->calls)
                 call_free(c->calls);
         if (c->multi)
-                curl_multi_cleanup(c->multi);
+                curl.multi_cleanup(c->multi);
         sd_event_source_disable_unref(c->timer);
         sd_event_unref(c->event);
         free(c);
@@ -243,19 +306,19 @@ static void http_check_done(HttpClient *c) {
         CURLMsg *msg;
         int left;
 
-        while ((msg = curl_multi_info_read(c->multi, &left))) {
+        while ((msg = curl.multi_info_read(c->multi, &left))) {
                 prakat_http_call *call = NULL;
                 prakat_http_response response = {};
                 long connects = 0;
 
                 if (msg->msg != CURLMSG_DONE)
                         continue;
-                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
-                curl_easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &response.status);
-                curl_easy_getinfo(call->easy, CURLINFO_NUM_CONNECTS, &connects);
+                curl.easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+                curl.easy_getinfo(call->easy, CURLINFO_RESPONSE_CODE, &response.status);
+                curl.easy_getinfo(call->easy, CURLINFO_NUM_CONNECTS, &connects);
                 c->connections_opened += (unsigned long) connects;
                 response.error = curl_code_to_errno(msg->data.result, call->too_big);
-                response.error_text = response.error ? curl_easy_strerror(msg->data.result) : NULL;
+                response.error_text = response.error ? curl.easy_strerror(msg->data.result) : NULL;
                 response.body = call->response.data ? call->response.data : "";
                 response.body_size = call->response.len;
                 response.header = response_header;
@@ -272,7 +335,7 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
 
         if (!req->url || !req->method || !done)
                 return -EINVAL;
-        easy = curl_easy_init();
+        easy = curl.easy_init();
         if (!easy)
                 return -ENOMEM;
         call = xcalloc(1, sizeof(prakat_http_call));
@@ -283,39 +346,39 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
         call->max_response = req->max_response ? req->max_response : 1024 * 1024;
         for (size_t i = 0; i < req->n_headers; i++) {
                 _cleanup_free_ char *h = xasprintf("%s: %s", req->headers[i].name, req->headers[i].value);
-                call->request_headers = curl_slist_append(call->request_headers, h);
+                call->request_headers = curl.slist_append(call->request_headers, h);
         }
         /* No "Expect: 100-continue" round trip for small bodies. */
-        call->request_headers = curl_slist_append(call->request_headers, "Expect:");
-        curl_easy_setopt(easy, CURLOPT_URL, req->url);
-        curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (req->timeout_ms ? req->timeout_ms : 30000));
-        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-        curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
-        curl_easy_setopt(easy, CURLOPT_USERAGENT, "prakat/0.1");
-        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->request_headers);
-        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(easy, CURLOPT_WRITEDATA, call);
-        curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(easy, CURLOPT_HEADERDATA, call);
-        curl_easy_setopt(easy, CURLOPT_PRIVATE, call);
-        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+        call->request_headers = curl.slist_append(call->request_headers, "Expect:");
+        curl.easy_setopt(easy, CURLOPT_URL, req->url);
+        curl.easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl.easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl.easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) (req->timeout_ms ? req->timeout_ms : 30000));
+        curl.easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+        curl.easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl.easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+        curl.easy_setopt(easy, CURLOPT_USERAGENT, "prakat/0.1");
+        curl.easy_setopt(easy, CURLOPT_HTTPHEADER, call->request_headers);
+        curl.easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+        curl.easy_setopt(easy, CURLOPT_WRITEDATA, call);
+        curl.easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+        curl.easy_setopt(easy, CURLOPT_HEADERDATA, call);
+        curl.easy_setopt(easy, CURLOPT_PRIVATE, call);
+        curl.easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
         if (streq(req->method, "HEAD"))
-                curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+                curl.easy_setopt(easy, CURLOPT_NOBODY, 1L);
         if (req->body) {
                 call->body = xmalloc(req->body_size);
                 memcpy(call->body, req->body, req->body_size);
-                curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
-                curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
+                curl.easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+                curl.easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
         }
         call->next = c->calls;
         if (c->calls)
                 c->calls->prev = call;
         c->calls = call;
         c->active++;
-        if (curl_multi_add_handle(c->multi, easy) != CURLM_OK) {
+        if (curl.multi_add_handle(c->multi, easy) != CURLM_OK) {
                 call_free(call);
                 return -EIO;
         }

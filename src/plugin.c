@@ -156,7 +156,8 @@ static void host_timer_cancel(prakat_timer *t) {
 
 static int host_http_request(const prakat_host *host, const prakat_http_request *request, prakat_http_done_fn done,
                              void *userdata, prakat_http_call **ret) {
-        return http_client_request(manager_http(host_instance(host)->manager), request, done, userdata, ret);
+        HttpClient *c = manager_http(host_instance(host)->manager);
+        return c ? http_client_request(c, request, done, userdata, ret) : -EIO;
 }
 
 static void host_http_cancel(prakat_http_call *call) {

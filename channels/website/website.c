@@ -2709,7 +2709,9 @@ static int website_publish(void *instance, prakat_job *job, const prakat_announc
                 website_arm_flush(w, 0);
                 return 0;
         }
-        website_arm_expiry(w);
+        /* Only an expiry sooner than the armed one needs the timer moved (the full scan is O(items)). */
+        if (announcement->expires && (!w->expiry_timer || announcement->expires < w->expiry_deadline))
+                website_arm_expiry(w);
         return 0;
 }
 
@@ -2732,7 +2734,7 @@ static int website_retract(void *instance, prakat_job *job, const prakat_announc
                 website_arm_flush(w, 0);
                 return 0;
         }
-        website_arm_expiry(w);
+        /* The expiry timer may now fire for nothing; website_on_expiry() then simply re-arms it. */
         return 0;
 }
 
