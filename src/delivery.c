@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "delivery.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <sys/stat.h>
 #include <sys/random.h>
@@ -547,8 +548,12 @@ void delivery_after_flush(Manager *m) {
                         list[i]->start_pending = false; /* stays "sending" on disk: resumed after restart */
         free(list);
         /* Entries that could not finish are tried again after the next flush. */
-        if (m->n_finishing > 0)
+        if (m->n_finishing > 0) {
                 m->n_finishing = entries_finish(m);
+                /* A burst is over: give the heap it grew back to the system, so idle stays small. */
+                if (queue_size(m->queue) == 0)
+                        malloc_trim(0);
+        }
         manager_update_status(m);
 }
 
