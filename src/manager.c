@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "manager.h"
 
+#include "control.h"
+
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -244,6 +246,7 @@ fail:
 void manager_free(Manager *m) {
         if (!m)
                 return;
+        control_free(m->control);
         spool_free(m->spool);
         if (m->queue)
                 delivery_stop(m);
@@ -271,6 +274,7 @@ int manager_run(Manager *m) {
         r = spool_new(m, &m->spool);
         if (r < 0)
                 return r;
+        (void) control_new(m, &m->control);
         log_notice("prakatd ready: drop announcements into %s/incoming (%zu waiting in the queue).", m->config->spool,
                    queue_size(m->queue));
         manager_update_status(m);

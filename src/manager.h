@@ -14,6 +14,7 @@
 
 typedef struct Spool Spool;
 typedef struct JobRun JobRun;
+typedef struct Control Control;
 
 struct Manager {
         sd_event *event;
@@ -22,6 +23,7 @@ struct Manager {
         Queue *queue;
         HttpClient *http;
         Spool *spool;
+        Control *control; /* NULL when the socket could not be made */
         ChannelInstance **channels;
         size_t n_channels;
         sd_event_source *flush_source; /* idle-priority defer: the once-per-iteration disk work */

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * prakat: the operator's command line (DESIGN §7).  This version reads the state files directly,
- * so every command here works whether or not prakatd is running.
+ * prakat: the operator's command line (DESIGN §7).  Read-only commands read the state files
+ * directly, so they work whether or not prakatd is running; `status` asks the daemon over its control
+ * socket and says so when it is down.
  */
 #include <getopt.h>
 #include <sysexits.h>
 
 #include "announcement.h"
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "queue.h"
 #include "thaidate.h"
@@ -231,15 +233,76 @@ static int cmd_show(const Options *o, int argc, char **argv) {
         return EX_OK;
 }
 
+/* ---- status ---- */
+
+static int cmd_status(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        json_t *reply = NULL, *channels;
+        size_t i;
+        int r;
+
+        if ((r = load_config(o, &config)))
+                return r;
+        r = control_call(config->runtime_dir, json_pack("{s:s}", "command", "status"), 10000, &reply);
+        if (r < 0) {
+                /* The daemon is down (or not answering): say so, and what the state files tell. */
+                Entry **entries = NULL;
+                size_t n = 0;
+                (void) queue_list_dir(config->state, false, &entries, &n);
+                for (i = 0; i < n; i++)
+                        entry_free(entries[i]);
+                free(entries);
+                if (o->json) {
+                        json_t *j = json_pack("{s:b, s:s, s:s, s:I}", "ok", 0, "daemon", "not running", "error",
+                                              strerror(-r), "queue", (json_int_t) n);
+                        print_json(j);
+                        json_decref(j);
+                } else
+                        printf("prakatd ไม่ทำงาน / is not running (%s/%s: %s)\n"
+                               "คิว / queue: %zu ประกาศรอดำเนินการ / announcements waiting (from the state files)\n",
+                               config->runtime_dir, CONTROL_SOCKET_NAME, strerror(-r), n);
+                config_free(config);
+                return EX_UNAVAILABLE;
+        }
+        if (o->json)
+                print_json(reply);
+        else {
+                const char *paused = json_string_value(json_object_get(reply, "intake_paused"));
+                printf("prakatd ทำงานอยู่ / is running (pid %lld, version %s)\n"
+                       "คิว / queue: %lld ประกาศ / announcements, %lld งานค้าง / pending jobs, %lld กำลังส่ง / sending\n",
+                       json_integer_value(json_object_get(reply, "pid")),
+                       json_string_value(json_object_get(reply, "version")),
+                       json_integer_value(json_object_get(reply, "queue")),
+                       json_integer_value(json_object_get(reply, "pending_jobs")),
+                       json_integer_value(json_object_get(reply, "in_flight")));
+                if (paused)
+                        printf("รับไฟล์หยุดชั่วคราว / intake paused: %s\n", paused);
+                printf("\nช่องทาง / channels:\n");
+                channels = json_object_get(reply, "channels");
+                for (i = 0; i < json_array_size(channels); i++) {
+                        json_t *ch = json_array_get(channels, i);
+                        bool ok = json_is_true(json_object_get(ch, "healthy"));
+                        printf("  %-12s %-8s %s\n", json_string_value(json_object_get(ch, "name")),
+                               !json_is_true(json_object_get(ch, "enabled")) ? "ปิด/off" : ok ? "ปกติ/ok" : "ขัดข้อง/FAIL",
+                               json_string_value(json_object_get(ch, "health")));
+                }
+        }
+        r = json_is_true(json_object_get(reply, "ok")) ? EX_OK : EX_SOFTWARE;
+        json_decref(reply);
+        config_free(config);
+        return r;
+}
+
 static void help(void) {
         printf("Usage: prakat [--config FILE] COMMAND [ARGS]\n\n"
                "Commands:\n"
                "  validate FILE...   check announcements before dropping them (exit 0 only if all are valid)\n"
                "  list [--all]       announcements not yet finished (--all: every one)\n"
-               "  show ID            one announcement: each channel's state, links, errors, next try\n\n"
+               "  show ID            one announcement: each channel's state, links, errors, next try\n"
+               "  status             the daemon, the queue, and each channel's health\n\n"
                "Options:\n"
                "  -c, --config FILE  configuration (default %s)\n"
-               "      --json         machine-readable output for list and show\n"
+               "      --json         machine-readable output for list, show and status\n"
                "  -h, --help         this help\n",
                PRAKAT_CONFIG);
 }
@@ -257,6 +320,7 @@ int main(int argc, char **argv) {
                 { "validate", cmd_validate },
                 { "list", cmd_list },
                 { "show", cmd_show },
+                { "status", cmd_status },
         };
         Options o = { .config = PRAKAT_CONFIG };
         int c;

@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
                         help();
                         return EX_OK;
                 case 'V':
-                        printf("prakatd 0.1 (plugin ABI %d)\n", PRAKAT_CHANNEL_ABI_VERSION);
+                        printf("prakatd %s (plugin ABI %d)\n", PRAKAT_VERSION, PRAKAT_CHANNEL_ABI_VERSION);
                         return EX_OK;
                 default:
                         return EX_USAGE;

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 typedef uint64_t usec_t;
+#define PRAKAT_VERSION "0.1"
+
 #define USEC_PER_MSEC ((usec_t) 1000ULL)
 #define USEC_PER_SEC ((usec_t) 1000000ULL)
 #define USEC_PER_MINUTE (60ULL * USEC_PER_SEC)

@@ -91,6 +91,7 @@ class Env:
         self.site = os.path.join(tmp, "site")
         self.conf = os.path.join(tmp, "prakat.conf")
         self.log = os.path.join(tmp, "prakatd.log")
+        self.runtime = os.path.join(tmp, "run")  # control.sock
         self.base_url = base_url
         self.incoming = os.path.join(self.spool, "incoming")
         self.published = os.path.join(self.spool, "published")
@@ -102,13 +103,13 @@ class Env:
 
     def config_text(self, extra_prakat="", extra_config="", settle="300ms", website_extra=""):
         return ("[prakat]\n"
-                "spool = %s\nstate = %s\ntimezone = Asia/Bangkok\nsettle = %s\n"
+                "spool = %s\nstate = %s\nruntime_dir = %s\ntimezone = Asia/Bangkok\nsettle = %s\n"
                 "retry_min = 1s\nretry_max = 5s\nplugin_dir = %s\n"
                 "default_category = ข่าวประชาสัมพันธ์\n%s\n"
                 "%s\n"
                 "[channel website]\nplugin = website\noutput = %s\nbase_url = %s\n"
                 "site_title = ข่าวประชาสัมพันธ์ อบต.บ่อแก้ว\noffice_name = องค์การบริหารส่วนตำบลบ่อแก้ว\n%s\n"
-                "%s\n") % (self.spool, self.state, settle, PLUGIN_DIR, extra_prakat, VILLAGES, self.site,
+                "%s\n") % (self.spool, self.state, self.runtime, settle, PLUGIN_DIR, extra_prakat, VILLAGES, self.site,
                            self.base_url, website_extra, extra_config)
 
     def write_config(self, text=None, **kw):

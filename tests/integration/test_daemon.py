@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The daemon as systemd sees it: config errors with FILE:LINE, --check, SIGHUP reload (accepted and
 refused), sd_notify (READY, STATUS, RELOADING+MONOTONIC_USEC, WATCHDOG, STOPPING), and the CLI
-(validate, list --json, show --json)."""
+(validate, list --json, show --json, status)."""
 
 import json
 import os
@@ -219,11 +219,27 @@ def cli():
         check(rc == 66, "show of an unknown id exited %d, expected 66 (EX_NOINPUT)" % rc)
     S.case("cli: list --json, show ID --json (id, title, jobs[].state done, jobs[].link)", list_show)
 
+    def status_running():
+        rc, out, err = env.cli("status", "--json")
+        check(rc == 0, "status exited %d: %s %s" % (rc, out, err))
+        s = json.loads(out)
+        check(s["daemon"] == "running" and s["pid"] == d.pid, "status: daemon %r pid %r" % (s["daemon"], s["pid"]))
+        check(s["queue"] == 0, "status: queue %r" % s["queue"])
+        ch = {c["name"]: c for c in s["channels"]}
+        check(list(ch) == ["website"] and ch["website"]["healthy"], "status: channels %r" % s["channels"])
+        rc, out, err = env.cli("status")
+        check(rc == 0 and "is running" in out and "website" in out, "status (text): %d %r" % (rc, out))
+    S.case("cli: status over the control socket (daemon, pid, queue, channel health)", status_running)
+
     def works_when_down():
         d.stop()
         entries = env.list_json()
         check(len(entries) == 1, "list --all --json with the daemon down: %d entries" % len(entries))
-    S.case("cli: list works from the state files with the daemon down", works_when_down)
+        rc, out, err = env.cli("status")
+        check(rc == 69 and "not running" in out, "status with the daemon down: %d %r %r" % (rc, out, err))
+        check(not os.path.exists(os.path.join(env.runtime, "control.sock")), "control.sock left behind")
+    S.case("cli: list works from the state files with the daemon down; status says it is down (69)",
+           works_when_down)
     S.stop_daemon(d, "cli: daemon stopped cleanly")
 
 

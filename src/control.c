@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+#include "control.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "delivery.h"
+#include "log.h"
+#include "manager.h"
+#include "spool.h"
+
+#define CONTROL_CLIENT_TIMEOUT (5 * USEC_PER_SEC)
+#define CONTROL_MAX_CLIENTS 16
+
+typedef struct Client Client;
+
+struct Control {
+        Manager *m;
+        int fd;
+        char *path;
+        sd_event_source *listen;
+        Client *clients;
+        unsigned n_clients;
+};
+
+struct Client {
+        Control *control;
+        int fd;
+        sd_event_source *io, *timeout;
+        StrBuf in;
+        char *out;
+        size_t out_len, out_done;
+        Client *next, *prev;
+};
+
+static void client_free(Client *k) {
+        Control *c = k->control;
+
+        if (k->prev)
+                k->prev->next = k->next;
+        else
+                c->clients = k->next;
+        if (k->next)
+                k->next->prev = k->prev;
+        c->n_clients--;
+        sd_event_source_disable_unref(k->io);
+        sd_event_source_disable_unref(k->timeout);
+        if (k->fd >= 0)
+                close(k->fd);
+        strbuf_free(&k->in);
+        free(k->out);
+        free(k);
+}
+
+static json_t *reply_error(const char *en, const char *th) {
+        return json_pack("{s:b, s:s, s:s}", "ok", 0, "error", en, "error_th", th);
+}
+
+/* ---- commands ---- */
+
+static json_t *command_status(Manager *m) {
+        json_t *channels = json_array();
+        const char *paused = m->spool ? spool_paused_reason(m->spool) : NULL;
+
+        for (size_t i = 0; i < m->config->n_channels; i++) {
+                const ChannelConfig *cc = &m->config->channels[i];
+                ChannelInstance *ci = manager_channel(m, cc->name);
+                char health[256] = "";
+                int r = 0;
+
+                if (ci && ci->plugin->health) {
+                        r = ci->plugin->health(ci->instance, health, sizeof health);
+                        health[sizeof health - 1] = 0;
+                }
+                json_array_append_new(channels,
+                                      json_pack("{s:s, s:s?, s:b, s:b, s:s}", "name", cc->name, "plugin", cc->plugin,
+                                                "enabled", cc->enabled, "healthy", ci && r >= 0, "health",
+                                                !cc->enabled ? "disabled" : !ci ? "not loaded" :
+                                                health[0]      ? health :
+                                                r >= 0         ? "ok" :
+                                                                 strerror(-r)));
+        }
+        return json_pack("{s:b, s:s, s:i, s:s, s:I, s:I, s:I, s:s?, s:o}", "ok", 1, "daemon", "running", "pid",
+                         (int) getpid(), "version", PRAKAT_VERSION, "queue", (json_int_t) queue_size(m->queue),
+                         "pending_jobs", (json_int_t) delivery_pending_jobs(m), "in_flight", (json_int_t) m->in_flight,
+                         "intake_paused", paused, "channels", channels);
+}
+
+static json_t *control_dispatch(Control *c, const char *line) {
+        json_error_t error;
+        json_t *request = json_loads(line, 0, &error), *reply;
+        const char *command = request ? json_string_value(json_object_get(request, "command")) : NULL;
+
+        if (!command)
+                reply = reply_error("the request is not a JSON object with a \"command\"",
+                                    "คำขอไม่ใช่ JSON ที่มี \"command\"");
+        else if (streq(command, "status"))
+                reply = command_status(c->m);
+        else {
+                _cleanup_free_ char *en = xasprintf("unknown command \"%s\"", command);
+                _cleanup_free_ char *th = xasprintf("ไม่รู้จักคำสั่ง \"%s\"", command);
+                reply = reply_error(en, th);
+        }
+        json_decref(request);
+        return reply;
+}
+
+/* ---- connections ---- */
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void client_reply(Client *k, json_t *reply) {
+        char *text = json_dumps(reply, JSON_COMPACT);
+
+        json_decref(reply);
+        k->out = xasprintf("%s\n", text ? text : "{\"ok\":false}");
+        free(text);
+        k->out_len = strlen(k->out);
+        k->out_done = 0;
+        (void) sd_event_source_set_io_events(k->io, EPOLLOUT);
+}
+
+static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Client *k = userdata;
+        char buf[4096];
+
+        if (k->out) {
+                while (k->out_done < k->out_len) {
+                        ssize_t n = write(fd, k->out + k->out_done, k->out_len - k->out_done);
+                        if (n < 0 && errno == EINTR)
+                                continue;
+                        if (n < 0 && errno == EAGAIN)
+                                return 0;
+                        if (n <= 0)
+                                break;
+                        k->out_done += (size_t) n;
+                }
+                client_free(k);
+                return 0;
+        }
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n < 0) {
+                        client_free(k);
+                        return 0;
+                }
+                if (n > 0)
+                        strbuf_appendn(&k->in, buf, (size_t) n);
+                char *nl = k->in.data ? memchr(k->in.data, '\n', k->in.len) : NULL;
+                if (k->in.len > CONTROL_MAX_REQUEST) {
+                        client_reply(k, reply_error("the request is too long", "คำขอยาวเกินไป"));
+                        return 0;
+                }
+                if (nl || n == 0) {
+                        if (nl)
+                                *nl = 0;
+                        if (k->in.len == 0) { /* closed without asking anything */
+                                client_free(k);
+                                return 0;
+                        }
+                        client_reply(k, control_dispatch(k->control, k->in.data));
+                        return 0;
+                }
+        }
+}
+
+static int on_client_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        client_free(userdata);
+        return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Control *c = userdata;
+
+        for (;;) {
+                int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                log_warning_errno(-errno, "Control socket: accept failed: %m");
+                        return 0;
+                }
+                if (c->n_clients >= CONTROL_MAX_CLIENTS) {
+                        close(cfd);
+                        continue;
+                }
+                Client *k = xcalloc(1, sizeof(Client));
+                k->control = c;
+                k->fd = cfd;
+                k->next = c->clients;
+                if (c->clients)
+                        c->clients->prev = k;
+                c->clients = k;
+                c->n_clients++;
+                if (sd_event_add_io(manager_event(c->m), &k->io, cfd, EPOLLIN, on_client_io, k) < 0 ||
+                    sd_event_add_time_relative(manager_event(c->m), &k->timeout, CLOCK_MONOTONIC,
+                                               CONTROL_CLIENT_TIMEOUT, 0, on_client_timeout, k) < 0) {
+                        client_free(k);
+                        continue;
+                }
+                (void) sd_event_source_set_description(k->io, "control-client");
+        }
+}
+
+static int socket_address(const char *runtime_dir, struct sockaddr_un *sa, char **ret_path) {
+        _cleanup_free_ char *path = path_join(runtime_dir, CONTROL_SOCKET_NAME);
+
+        if (strlen(path) >= sizeof sa->sun_path)
+                return -ENAMETOOLONG;
+        *sa = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        memcpy(sa->sun_path, path, strlen(path) + 1);
+        if (ret_path)
+                *ret_path = TAKE_PTR(path);
+        return 0;
+}
+
+int control_new(Manager *m, Control **ret) {
+        Control *c = xcalloc(1, sizeof(Control));
+        struct sockaddr_un sa;
+        int r;
+
+        c->m = m;
+        c->fd = -1;
+        r = mkdir_p(m->config->runtime_dir, 0750);
+        if (r >= 0)
+                r = socket_address(m->config->runtime_dir, &sa, &c->path);
+        if (r >= 0) {
+                c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+                r = c->fd < 0 ? -errno : 0;
+        }
+        if (r >= 0) {
+                /* A socket left by a daemon that died; prakatd's single instance is systemd's business. */
+                (void) unlink(c->path);
+                if (bind(c->fd, (struct sockaddr *) &sa, sizeof sa) < 0 || chmod(c->path, 0660) < 0 ||
+                    listen(c->fd, 16) < 0)
+                        r = -errno;
+        }
+        if (r >= 0)
+                r = sd_event_add_io(manager_event(m), &c->listen, c->fd, EPOLLIN, on_accept, c);
+        if (r < 0) {
+                log_warning_errno(r, "No control socket in %s (prakat status and the other commands that ask the "
+                                  "daemon will say it is not running): %m", m->config->runtime_dir);
+                control_free(c);
+                *ret = NULL;
+                return 0;
+        }
+        (void) sd_event_source_set_description(c->listen, "control");
+        *ret = c;
+        return 0;
+}
+
+void control_free(Control *c) {
+        if (!c)
+                return;
+        while (c->clients)
+                client_free(c->clients);
+        sd_event_source_disable_unref(c->listen);
+        if (c->fd >= 0) {
+                close(c->fd);
+                if (c->path)
+                        (void) unlink(c->path);
+        }
+        free(c->path);
+        free(c);
+}
+
+/* ---- client side ---- */
+
+int control_call(const char *runtime_dir, json_t *request, unsigned timeout_ms, json_t **ret_reply) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *text = json_dumps(request, JSON_COMPACT), *line = NULL;
+        struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+        struct sockaddr_un sa;
+        StrBuf in = {};
+        json_error_t error;
+        char buf[4096];
+        int r;
+
+        json_decref(request);
+        r = socket_address(runtime_dir, &sa, NULL);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        (void) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        (void) setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                return -errno;
+        line = xasprintf("%s\n", text ? text : "{}");
+        r = write_full(fd, line, strlen(line));
+        if (r < 0)
+                return r;
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        r = errno == EAGAIN ? -ETIMEDOUT : -errno;
+                        strbuf_free(&in);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                strbuf_appendn(&in, buf, (size_t) n);
+                if (in.len > 16 * CONTROL_MAX_REQUEST)
+                        break;
+        }
+        *ret_reply = in.data ? json_loads(in.data, 0, &error) : NULL;
+        strbuf_free(&in);
+        return *ret_reply ? 0 : -EBADMSG;
+}
