@@ -41,6 +41,7 @@ typedef struct prakat_host prakat_host;
 typedef struct prakat_job prakat_job;
 typedef struct prakat_timer prakat_timer;
 typedef struct prakat_http_call prakat_http_call;
+typedef struct prakat_io prakat_io;
 
 /* One "key = value" line of the channel's config section, with its line number. */
 typedef struct prakat_config_entry {
@@ -157,6 +158,8 @@ typedef enum prakat_date_style {
 
 typedef void (*prakat_http_done_fn)(void *userdata, const prakat_http_response *response);
 typedef void (*prakat_timer_fn)(void *userdata);
+/* `events`/`revents` are EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP (from <sys/epoll.h>). */
+typedef void (*prakat_io_fn)(void *userdata, int fd, uint32_t revents);
 
 typedef enum prakat_log_level {
         PRAKAT_LOG_ERR = 3,
@@ -202,7 +205,29 @@ struct prakat_host {
 
         /* The folder of the config file: a relative path in the channel's section is relative to it. */
         const char *config_dir;
+
+        /*
+         * Since struct_size grew to include them (check host->struct_size before use): watching a
+         * file descriptor the plugin owns in the event loop, for a client library that brings its own
+         * socket (libmosquitto without its thread).  The fd must be non-blocking; the plugin still
+         * closes it, after io_cancel().  io_set_events() changes what is watched (0 = nothing for now).
+         */
+        int (*io_watch)(const prakat_host *host, int fd, uint32_t events, prakat_io_fn fn, void *userdata,
+                        prakat_io **ret_io);
+        int (*io_set_events)(prakat_io *io, uint32_t events);
+        void (*io_cancel)(prakat_io *io); /* NULL is fine */
+
+        /*
+         * Progress of a job still in flight, for people: replaces the job's note (shown by
+         * `prakat show` and kept on disk), e.g. which towers confirmed so far.  May be called any
+         * number of times before job_finish(); the strings are copied.  message_th may be NULL.
+         */
+        void (*job_note)(const prakat_host *host, prakat_job *job, const char *message, const char *message_th);
 };
+
+/* True when `host` offers member `field` (a plugin built against a newer header may run on an older core). */
+#define PRAKAT_HOST_HAS(host, field) \
+        ((host)->struct_size >= offsetof(prakat_host, field) + sizeof((host)->field) && (host)->field)
 
 typedef struct prakat_channel_plugin {
         uint32_t abi_version; /* PRAKAT_CHANNEL_ABI_VERSION */

@@ -414,6 +414,17 @@ static void entry_after_website(Manager *m, Entry *e) {
                 job_schedule(m, &e->jobs[i]);
 }
 
+void delivery_job_note(Manager *m, prakat_job *abi, const char *message, const char *message_th) {
+        JobRun *run = abi->core;
+        Job *j = run->job;
+
+        if (streq_ptr(j->message, message) && streq_ptr(j->message_th, message_th))
+                return;
+        job_set_message(j, message, message_th);
+        queue_mark_dirty(m->queue, j->entry);
+        manager_request_flush(m);
+}
+
 void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res) {
         JobRun *run = abi->core;
         Job *j = run->job;

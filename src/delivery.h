@@ -19,6 +19,8 @@ void delivery_schedule_entry(Manager *m, Entry *e);
 void delivery_after_flush(Manager *m);
 /* The plugin's host->job_finish(). */
 void delivery_job_finished(Manager *m, prakat_job *job, const prakat_result *result);
+/* A plugin's progress note for a job in flight; saved with the next flush. */
+void delivery_job_note(Manager *m, prakat_job *job, const char *message, const char *message_th);
 /* Exponential back-off with jitter within [retry_min, retry_max]. */
 usec_t delivery_backoff(const Config *c, unsigned attempts, double random01);
 /* Cancels the timers of all jobs (shutdown). */

@@ -147,6 +147,61 @@ static int host_timer_start(const prakat_host *host, prakat_usec_t delay, prakat
         return 0;
 }
 
+struct prakat_io {
+        sd_event_source *source;
+        prakat_io_fn fn;
+        void *userdata;
+};
+
+static int on_plugin_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        prakat_io *io = userdata;
+        io->fn(io->userdata, fd, revents);
+        return 0;
+}
+
+static int host_io_watch(const prakat_host *host, int fd, uint32_t events, prakat_io_fn fn, void *userdata,
+                         prakat_io **ret) {
+        ChannelInstance *c = host_instance(host);
+        prakat_io *io;
+        int r;
+
+        if (fd < 0 || !fn || !ret)
+                return -EINVAL;
+        io = xcalloc(1, sizeof(prakat_io));
+        io->fn = fn;
+        io->userdata = userdata;
+        r = sd_event_add_io(manager_event(c->manager), &io->source, fd, events, on_plugin_io, io);
+        if (r < 0) {
+                free(io);
+                return r;
+        }
+        if (events == 0)
+                (void) sd_event_source_set_enabled(io->source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(io->source, "plugin-io");
+        *ret = io;
+        return 0;
+}
+
+static int host_io_set_events(prakat_io *io, uint32_t events) {
+        int r;
+
+        if (!io)
+                return -EINVAL;
+        if (events == 0)
+                return sd_event_source_set_enabled(io->source, SD_EVENT_OFF);
+        r = sd_event_source_set_io_events(io->source, events);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(io->source, SD_EVENT_ON);
+}
+
+static void host_io_cancel(prakat_io *io) {
+        if (!io)
+                return;
+        sd_event_source_disable_unref(io->source);
+        free(io);
+}
+
 static void host_timer_cancel(prakat_timer *t) {
         if (!t)
                 return;
@@ -166,6 +221,10 @@ static void host_http_cancel(prakat_http_call *call) {
 
 static void host_job_finish(const prakat_host *host, prakat_job *job, const prakat_result *result) {
         delivery_job_finished(host_instance(host)->manager, job, result);
+}
+
+static void host_job_note(const prakat_host *host, prakat_job *job, const char *message, const char *message_th) {
+        delivery_job_note(host_instance(host)->manager, job, message, message_th);
 }
 
 static ChannelConfig *channel_config_copy(const ChannelConfig *cc) {
@@ -263,6 +322,10 @@ int channel_instance_load(Manager *m, const Config *config, const ChannelConfig 
                 .http_cancel = host_http_cancel,
                 .job_finish = host_job_finish,
                 .config_dir = config_dirname(config->path),
+                .io_watch = host_io_watch,
+                .io_set_events = host_io_set_events,
+                .io_cancel = host_io_cancel,
+                .job_note = host_job_note,
         };
         r = c->plugin->configure(&c->host, cc->entries, cc->n_entries, &c->instance, reason, sizeof reason, &line);
         if (r < 0) {

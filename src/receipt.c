@@ -38,7 +38,7 @@ static void job_lines(const Job *j, StrBuf *b, bool thai) {
         if (j->remote_id)
                 strbuf_printf(b, thai ? "  รหัสโพสต์: %s\n" : "  post id: %s\n", j->remote_id);
         const char *msg = thai && j->message_th ? j->message_th : j->message;
-        if (msg && j->state != JOB_DONE)
+        if (msg) /* for a done job too: e.g. which towers confirmed */
                 strbuf_printf(b, thai ? "  หมายเหตุ: %s\n" : "  note: %s\n", msg);
 }
 
