@@ -147,8 +147,10 @@ static void spool_reject(Spool *s, const char *name, const ParseError *e) {
         }
         (void) fsync_path(s->rejected);
         (void) fsync_path(s->incoming);
-        log_full(LOG_WARNING, 0, NULL, NULL, "Rejected %s%s%u: %s", name, e->line ? ", line " : "", e->line,
-                 e->en ? e->en : "");
+        if (e->line)
+                log_full(LOG_WARNING, 0, NULL, NULL, "Rejected %s, line %u: %s", name, e->line, e->en ? e->en : "");
+        else
+                log_full(LOG_WARNING, 0, NULL, NULL, "Rejected %s: %s", name, e->en ? e->en : "");
 }
 
 static void parse_error_set(ParseError *e, const char *th, const char *en) {

@@ -16,6 +16,7 @@ cat <<MSG
   Receipts:                    $top/run/spool/published/
   Problems explained:          $top/run/spool/rejected/
   What is queued:              $build/prakat --config conf/run.conf list --all
+  Is it healthy:               $build/prakat --config conf/run.conf status
 
 MSG
 server=""
