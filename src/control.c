@@ -89,6 +89,37 @@ static json_t *command_status(Manager *m) {
                          "intake_paused", paused, "channels", channels);
 }
 
+/* retry / hold / release: {"command", "id", "channel"?} */
+static json_t *command_job(Manager *m, const char *command, json_t *request) {
+        const char *id = json_string_value(json_object_get(request, "id"));
+        const char *channel = json_string_value(json_object_get(request, "channel"));
+        int r;
+
+        if (!id)
+                return reply_error("no announcement id given", "ไม่ได้ระบุรหัสประกาศ");
+        if (channel && !config_find_channel(m->config, channel)) {
+                _cleanup_free_ char *en = xasprintf("there is no channel \"%s\" in the config", channel);
+                _cleanup_free_ char *th = xasprintf("ไม่มีช่องทาง \"%s\" ในการตั้งค่า", channel);
+                return reply_error(en, th);
+        }
+        if (streq(command, "retry"))
+                r = delivery_retry(m, id, channel);
+        else
+                r = delivery_hold(m, id, streq(command, "hold"));
+        if (r == -ENOENT) {
+                _cleanup_free_ char *en = xasprintf("no announcement %s %s", id,
+                                                    streq(command, "retry") ? "in the queue or done" :
+                                                                              "waiting in the queue");
+                _cleanup_free_ char *th = xasprintf("ไม่พบประกาศ %s", id);
+                return reply_error(en, th);
+        }
+        if (r == -EBUSY)
+                return reply_error("the announcement is held; release it first", "ประกาศนี้ถูกระงับไว้ ต้องปล่อยก่อน");
+        if (r < 0)
+                return reply_error(strerror(-r), strerror(-r));
+        return json_pack("{s:b, s:s, s:i}", "ok", 1, "id", id, "jobs", r);
+}
+
 static json_t *control_dispatch(Control *c, const char *line) {
         json_error_t error;
         json_t *request = json_loads(line, 0, &error), *reply;
@@ -99,6 +130,8 @@ static json_t *control_dispatch(Control *c, const char *line) {
                                     "คำขอไม่ใช่ JSON ที่มี \"command\"");
         else if (streq(command, "status"))
                 reply = command_status(c->m);
+        else if (streq(command, "retry") || streq(command, "hold") || streq(command, "release"))
+                reply = command_job(c->m, command, request);
         else {
                 _cleanup_free_ char *en = xasprintf("unknown command \"%s\"", command);
                 _cleanup_free_ char *th = xasprintf("ไม่รู้จักคำสั่ง \"%s\"", command);

@@ -586,3 +586,83 @@ size_t delivery_pending_jobs(Manager *m) {
         }
         return n;
 }
+
+/* ---- operator commands ---- */
+
+static bool job_retryable(const Job *j) {
+        return j->state == JOB_DEFERRED || j->state == JOB_FAILED || j->state == JOB_UNCONFIRMED;
+}
+
+int delivery_retry(Manager *m, const char *id, const char *channel) {
+        Entry *e = queue_find(m->queue, id);
+        int n = 0, r;
+
+        if (!e) {
+                /* Finished: take it back from done/ if it has something to retry. */
+                Entry *loaded = NULL;
+                bool any = false;
+                if (queue_load_done(m->queue, id, &loaded) < 0)
+                        return -ENOENT;
+                for (size_t i = 0; i < loaded->n_jobs; i++)
+                        any = any || (job_retryable(&loaded->jobs[i]) &&
+                                      (!channel || streq(loaded->jobs[i].channel, channel)));
+                entry_free(loaded);
+                if (!any)
+                        return 0;
+                r = queue_reopen(m->queue, id, &e);
+                if (r < 0 && !e)
+                        return r;
+        }
+        if (e->held)
+                return -EBUSY;
+        for (size_t i = 0; i < e->n_jobs; i++) {
+                Job *j = &e->jobs[i];
+                if ((channel && !streq(j->channel, channel)) || !job_retryable(j) || j->instance || j->start_pending)
+                        continue;
+                job_cancel_timer(j);
+                j->state = JOB_SCHEDULED;
+                j->first_try = 0; /* a new give_up_after period starts now */
+                j->next_try = 0;
+                j->finished = 0;
+                job_set_message(j, "retry asked for by an operator", "ผู้ดูแลระบบสั่งให้ส่งใหม่");
+                n++;
+        }
+        if (n > 0) {
+                e->finishing = false;
+                queue_mark_dirty(m->queue, e);
+                manager_request_flush(m);
+                for (size_t i = 0; i < e->n_jobs; i++)
+                        if (e->jobs[i].state == JOB_SCHEDULED)
+                                job_schedule(m, &e->jobs[i]); /* the website first, as always */
+        } else if (entry_is_finished(e) && !e->finishing) {
+                entry_mark_finishing(m, e); /* reopened for nothing: put it back */
+                manager_request_flush(m);
+        }
+        log_full(LOG_NOTICE, 0, id, channel, "Retry asked for: %d job(s) start again", n);
+        return n;
+}
+
+int delivery_hold(Manager *m, const char *id, bool hold) {
+        Entry *e = queue_find(m->queue, id);
+        int n = 0;
+
+        if (!e)
+                return -ENOENT;
+        if (e->held == hold)
+                return 0;
+        e->held = hold;
+        queue_mark_dirty(m->queue, e);
+        manager_request_flush(m);
+        for (size_t i = 0; i < e->n_jobs; i++) {
+                Job *j = &e->jobs[i];
+                if (job_state_is_final(j->state))
+                        continue;
+                n++;
+                if (hold)
+                        job_cancel_timer(j); /* a job being sent right now finishes; nothing new starts */
+        }
+        if (!hold)
+                delivery_schedule_entry(m, e);
+        log_full(LOG_NOTICE, 0, id, NULL, "%s by an operator (%d pending job(s))", hold ? "Held" : "Released", n);
+        return n;
+}

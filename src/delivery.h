@@ -27,3 +27,10 @@ usec_t delivery_backoff(const Config *c, unsigned attempts, double random01);
 void delivery_stop(Manager *m);
 /* Jobs not yet ended. */
 size_t delivery_pending_jobs(Manager *m);
+
+/*
+ * Operator commands (prakat retry/hold/release).  Each returns the number of jobs it changed, or a
+ * negative errno: -ENOENT (no such announcement), -EBUSY (held, or a job is being sent right now).
+ */
+int delivery_retry(Manager *m, const char *id, const char *channel);
+int delivery_hold(Manager *m, const char *id, bool hold);

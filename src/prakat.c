@@ -5,6 +5,7 @@
  * socket and says so when it is down.
  */
 #include <getopt.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "announcement.h"
@@ -20,6 +21,7 @@
 
 typedef struct Options {
         const char *config;
+        const char *channel, *reason;
         bool json, all;
 } Options;
 
@@ -293,13 +295,154 @@ static int cmd_status(const Options *o, int argc, char **argv) {
         return r;
 }
 
+/* ---- retry, hold, release: asked of the daemon ---- */
+
+static int ask_daemon(const Options *o, const char *command, int argc, char **argv) {
+        Config *config = NULL;
+        json_t *reply = NULL;
+        int r;
+
+        if (argc != 1) {
+                fprintf(stderr, "Usage: prakat %s ID%s\n", command, streq(command, "retry") ? " [--channel NAME]" : "");
+                return EX_USAGE;
+        }
+        if ((r = load_config(o, &config)))
+                return r;
+        r = control_call(config->runtime_dir,
+                         json_pack("{s:s, s:s, s:s?}", "command", command, "id", argv[0], "channel", o->channel), 10000,
+                         &reply);
+        config_free(config);
+        if (r < 0) {
+                fprintf(stderr, "prakat: prakatd is not running (%s), and %s needs it. Start it "
+                                "(systemctl start prakatd) and try again.\n", strerror(-r), command);
+                return EX_UNAVAILABLE;
+        }
+        if (o->json)
+                print_json(reply);
+        if (!json_is_true(json_object_get(reply, "ok"))) {
+                fprintf(stderr, "prakat: %s / %s\n", json_string_value(json_object_get(reply, "error_th")),
+                        json_string_value(json_object_get(reply, "error")));
+                r = strstr(json_string_value(json_object_get(reply, "error")) ?: "", "no announcement") ? EX_NOINPUT :
+                                                                                                     EX_DATAERR;
+        } else {
+                if (!o->json)
+                        printf("%s: %lld งาน / job(s) %s\n", argv[0], json_integer_value(json_object_get(reply, "jobs")),
+                               streq(command, "retry") ? "ส่งใหม่ / will be tried again now" :
+                               streq(command, "hold")  ? "ระงับไว้ / held" :
+                                                         "ปล่อยแล้ว / released");
+                r = EX_OK;
+        }
+        json_decref(reply);
+        return r;
+}
+
+static int cmd_retry(const Options *o, int argc, char **argv) {
+        return ask_daemon(o, "retry", argc, argv);
+}
+
+static int cmd_hold(const Options *o, int argc, char **argv) {
+        return ask_daemon(o, "hold", argc, argv);
+}
+
+static int cmd_release(const Options *o, int argc, char **argv) {
+        return ask_daemon(o, "release", argc, argv);
+}
+
+/* ---- submit and cancel: an atomic drop into incoming/, so they work with the daemon down too ---- */
+
+/* Copies `from` (file or folder) to incoming/.NAME.part, then renames it to NAME (taken at once). */
+static int drop_into_incoming(const Config *config, const char *from, const char *name) {
+        _cleanup_free_ char *incoming = path_join(config->spool, "incoming"), *to = path_join(incoming, name),
+                            *part = NULL;
+        struct stat st;
+        int r;
+
+        part = xasprintf("%s/.%s.part", incoming, name);
+        if (lstat(from, &st) < 0)
+                return -errno;
+        if (lstat(to, &st) == 0)
+                return -EEXIST;
+        (void) remove_tree(part);
+        r = S_ISDIR(st.st_mode) ? copy_tree(from, part) : copy_file(from, part, 0644);
+        if (r >= 0)
+                r = sync_filesystem(part);
+        if (r >= 0 && rename(part, to) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) remove_tree(part);
+        return r;
+}
+
+static int cmd_submit(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        int r;
+
+        if (argc != 1) {
+                fprintf(stderr, "Usage: prakat submit FILE|FOLDER\n");
+                return EX_USAGE;
+        }
+        if ((r = load_config(o, &config)))
+                return r;
+        _cleanup_free_ char *path = xstrdup(argv[0]);
+        size_t n = strlen(path);
+        while (n > 1 && path[n - 1] == '/')
+                path[--n] = 0;
+        const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+        r = drop_into_incoming(config, path, name);
+        if (r < 0)
+                fprintf(stderr, "prakat: cannot submit %s: %s%s\n", argv[0], strerror(-r),
+                        r == -EEXIST ? " (a file of that name is waiting in incoming/; rename yours)" : "");
+        else
+                printf("%s: ส่งเข้า incoming/ แล้ว / dropped into %s/incoming/%s\n", argv[0], config->spool, name);
+        config_free(config);
+        return r == -ENOENT ? EX_NOINPUT : r < 0 ? EX_CANTCREAT : EX_OK;
+}
+
+static int cmd_cancel(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        int r;
+
+        if (argc != 1) {
+                fprintf(stderr, "Usage: prakat cancel ID [--reason TEXT]\n");
+                return EX_USAGE;
+        }
+        if ((r = load_config(o, &config)))
+                return r;
+        /* Written under a hidden name in incoming/ (ignored there), synced, then renamed into view. */
+        _cleanup_free_ char *incoming = path_join(config->spool, "incoming"), *name = NULL, *text = NULL,
+                            *part = NULL, *final = NULL;
+        name = xasprintf("cancel-%s-%llu.txt", argv[0], (unsigned long long) (clock_now() / USEC_PER_SEC));
+        part = xasprintf("%s/.%s.part", incoming, name);
+        final = path_join(incoming, name);
+        text = xasprintf("Cancel: %s\n\n%s\n", argv[0], o->reason ? o->reason : "");
+        r = write_file_atomic(part, text, strlen(text), 0644);
+        if (r >= 0 && rename(part, final) < 0)
+                r = -errno;
+        if (r >= 0)
+                r = fsync_parent(final);
+        else
+                unlink(part);
+        if (r < 0)
+                fprintf(stderr, "prakat: cannot drop the cancellation: %s\n", strerror(-r));
+        else
+                printf("%s: ส่งคำขอยกเลิกแล้ว / withdrawal dropped as incoming/%s; its receipt will say what each "
+                       "channel could do\n",
+                       argv[0], name);
+        config_free(config);
+        return r < 0 ? EX_CANTCREAT : EX_OK;
+}
+
 static void help(void) {
         printf("Usage: prakat [--config FILE] COMMAND [ARGS]\n\n"
                "Commands:\n"
                "  validate FILE...   check announcements before dropping them (exit 0 only if all are valid)\n"
                "  list [--all]       announcements not yet finished (--all: every one)\n"
                "  show ID            one announcement: each channel's state, links, errors, next try\n"
-               "  status             the daemon, the queue, and each channel's health\n\n"
+               "  status             the daemon, the queue, and each channel's health\n"
+               "  retry ID [--channel C]   try again now (also a failed or unconfirmed channel)\n"
+               "  hold ID / release ID     stop / resume an announcement's pending jobs\n"
+               "  cancel ID [--reason TEXT] withdraw it, honestly per channel (drops a Cancel: file)\n"
+               "  submit FILE|FOLDER       drop a file or bundle into incoming/ atomically\n\n"
                "Options:\n"
                "  -c, --config FILE  configuration (default %s)\n"
                "      --json         machine-readable output for list, show and status\n"
@@ -311,6 +454,7 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' }, { "json", no_argument, NULL, 'j' },
                 { "all", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
+                { "channel", required_argument, NULL, 'C' }, { "reason", required_argument, NULL, 'r' },
                 {},
         };
         static const struct {
@@ -320,7 +464,8 @@ int main(int argc, char **argv) {
                 { "validate", cmd_validate },
                 { "list", cmd_list },
                 { "show", cmd_show },
-                { "status", cmd_status },
+                { "status", cmd_status },   { "retry", cmd_retry },   { "hold", cmd_hold },
+                { "release", cmd_release }, { "submit", cmd_submit }, { "cancel", cmd_cancel },
         };
         Options o = { .config = PRAKAT_CONFIG };
         int c;
@@ -342,6 +487,12 @@ int main(int argc, char **argv) {
                         break;
                 case 'a':
                         o.all = true;
+                        break;
+                case 'C':
+                        o.channel = optarg;
+                        break;
+                case 'r':
+                        o.reason = optarg;
                         break;
                 case 'h':
                         help();

@@ -388,6 +388,29 @@ bool queue_id_exists(const Queue *q, const char *id) {
         return access(a, F_OK) == 0 || access(b, F_OK) == 0;
 }
 
+int queue_reopen(Queue *q, const char *id, Entry **ret) {
+        _cleanup_free_ char *from = path_join(q->done_dir, id), *to = path_join(q->queue_dir, id);
+        Entry *e;
+        int r;
+
+        r = entry_load_dir(from, &e);
+        if (r < 0)
+                return r;
+        if (rename(from, to) < 0) {
+                r = -errno;
+                entry_free(e);
+                return r;
+        }
+        r = fsync_path(q->queue_dir);
+        if (r >= 0)
+                r = fsync_path(q->done_dir);
+        free(e->dir);
+        e->dir = TAKE_PTR(to);
+        queue_push(q, e); /* in the queue now, whatever the syncs said: that is where it is */
+        *ret = e;
+        return r;
+}
+
 int queue_load_done(const Queue *q, const char *id, Entry **ret) {
         _cleanup_free_ char *p = path_join(q->done_dir, id);
         return entry_load_dir(p, ret);

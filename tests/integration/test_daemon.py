@@ -231,12 +231,50 @@ def cli():
         check(rc == 0 and "is running" in out and "website" in out, "status (text): %d %r" % (rc, out))
     S.case("cli: status over the control socket (daemon, pid, queue, channel health)", status_running)
 
+    def submit_hold_release_retry_cancel():
+        # submit: an atomic drop, published like any other file.
+        sub = os.path.join(env.tmp, "submitted.txt")
+        with open(sub, "w", encoding="utf-8") as f:
+            f.write("หัวข้อ: ประกาศเชิญประชุมสภาองค์การบริหารส่วนตำบล\n\nสมัยสามัญ สมัยที่ ๔ ประจำปี ๒๕๖๙\n")
+        rc, out, err = env.cli("submit", sub)
+        check(rc == 0, "submit exited %d: %s %s" % (rc, out, err))
+        _, sid, _ = env.wait_published("submitted.txt")
+        # hold and release an announcement that waits for its Publish-At.
+        env.drop("later.txt", "หัวข้อ: ประกาศรับสมัครงาน\nเผยแพร่: 1 ม.ค. 2580 08.00 น.\n\nรายละเอียด\n".encode())
+        wait_for(lambda: any(e["title"] == "ประกาศรับสมัครงาน" for e in env.list_json(all=False)),
+                 what="the future announcement in the queue")
+        lid = [e["id"] for e in env.list_json(all=False) if e["title"] == "ประกาศรับสมัครงาน"][0]
+        rc, out, err = env.cli("hold", lid)
+        check(rc == 0 and "held" in out, "hold: %d %r %r" % (rc, out, err))
+        wait_for(lambda: env.show_json(lid).get("held") is True, what="held saved in the state")
+        rc, out, err = env.cli("release", lid)
+        check(rc == 0 and "released" in out, "release: %d %r %r" % (rc, out, err))
+        wait_for(lambda: env.show_json(lid).get("held") is False, what="released saved in the state")
+        # retry: an unknown id is EX_NOINPUT; a finished announcement with nothing to retry changes nothing.
+        rc, out, err = env.cli("retry", "20991231-00000000")
+        check(rc == 66, "retry of an unknown id exited %d (%r)" % (rc, err))
+        rc, out, err = env.cli("retry", sid, "--json")
+        check(rc == 0 and json.loads(out)["jobs"] == 0, "retry of a finished announcement: %d %r" % (rc, out))
+        rc, out, err = env.cli("retry", sid, "--channel", "facebook")
+        check(rc == 65 and "facebook" in err, "retry --channel of an unknown channel: %d %r" % (rc, err))
+        # cancel: withdraws the page, leaving a notice; a receipt for the withdrawal.
+        rc, out, err = env.cli("cancel", sid, "--reason", "ประกาศซ้ำ")
+        check(rc == 0, "cancel exited %d: %s %s" % (rc, out, err))
+        wait_for(lambda: "ประกาศซ้ำ" in read_text(env.article(sid)), what="the withdrawal notice with the reason")
+        wait_for(lambda: any(("ยกเลิกประกาศ: " + sid) in r[3] for r in env.receipts()),
+                 what="a receipt naming the withdrawn id")
+    S.case("cli: submit, hold/release, retry (unknown id 66, nothing to retry, unknown channel 65), "
+           "cancel --reason", submit_hold_release_retry_cancel)
+
     def works_when_down():
         d.stop()
         entries = env.list_json()
-        check(len(entries) == 1, "list --all --json with the daemon down: %d entries" % len(entries))
+        check(len(entries) == 4, "list --all --json with the daemon down: %d entries (expected good, submitted, "
+              "later, the cancellation)" % len(entries))
         rc, out, err = env.cli("status")
         check(rc == 69 and "not running" in out, "status with the daemon down: %d %r %r" % (rc, out, err))
+        rc, out, err = env.cli("hold", "20991231-00000000")
+        check(rc == 69 and "not running" in err, "hold with the daemon down: %d %r" % (rc, err))
         check(not os.path.exists(os.path.join(env.runtime, "control.sock")), "control.sock left behind")
     S.case("cli: list works from the state files with the daemon down; status says it is down (69)",
            works_when_down)
