@@ -52,15 +52,7 @@
 #include "line-message.h"
 #include "line-state.h"
 #include "line-text.h"
-/*
- * GCC 12 at -O2 warns that plugin_read_secret()'s `struct stat st` may be used uninitialized (it
- * cannot see that plugin_read_small_file() fills it on success).  The header is not ours to
- * change; the warning is silenced for it alone.
- */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include "plugin-util.h"
-#pragma GCC diagnostic pop
+#include "line-plugin-util.h"
 
 #define LINE_VERSION "1.0"
 #define USEC_PER_SEC 1000000ULL
@@ -78,11 +70,17 @@
 #define MAX_ID_LENGTH 128
 #define KEY_FILES_KEPT (60ULL * 24 * USEC_PER_HOUR)
 
-/* Following a narrowcast: poll quickly at first, then more slowly; let the job go after a while. */
+/*
+ * Following a narrowcast: poll at 1, 3 and 7 s; if LINE is still delivering, the job is let go
+ * ("deferred", with the phase in its note) and comes back later, at growing intervals.  A job is
+ * held only briefly because prakatd, when asked to stop, waits for the jobs in flight (10 s) and
+ * the plugin has no way to hear that it is stopping.
+ */
 #define FOLLOW_FIRST_POLL (1ULL * USEC_PER_SEC)
-#define FOLLOW_MAX_POLL (10ULL * USEC_PER_SEC)
-#define FOLLOW_HOLD (60ULL * USEC_PER_SEC)
-#define FOLLOW_RECHECK (30ULL * USEC_PER_SEC)
+#define FOLLOW_HOLD (8ULL * USEC_PER_SEC)
+#define FOLLOW_RECHECK_MIN (15ULL * USEC_PER_SEC)
+#define FOLLOW_RECHECK_MAX (10ULL * USEC_PER_MIN)
+#define PROGRESS_LAG (60ULL * USEC_PER_SEC) /* a 404 this soon after acceptance is not final */
 
 #define KNOWN_KEYS                                                                                                     \
         "token_file, token_credential, api_base, mode, style, rate_per_hour, audience.N, max_in_flight, timeout, "    \
@@ -718,29 +716,37 @@ static void on_follow_timer(void *userdata) {
         follow_poll(userdata);
 }
 
+/* When a job that let go while LINE was still delivering comes back: later each time. */
+static prakat_usec_t follow_recheck(const Send *s) {
+        unsigned shift = s->job->attempt > 1 ? s->job->attempt - 1 : 0;
+        prakat_usec_t delay = FOLLOW_RECHECK_MIN << (shift > 6 ? 6 : shift);
+        return delay > FOLLOW_RECHECK_MAX ? FOLLOW_RECHECK_MAX : delay;
+}
+
 static void follow_arm(Send *s) {
         Line *l = s->line;
         if (l->host->timer_start(l->host, s->poll_delay, on_follow_timer, s, &s->timer) < 0) {
                 s->timer = NULL;
-                send_retry(s, FOLLOW_RECHECK, "ติดตามผลการส่ง LINE ไม่ได้ชั่วคราว จะตรวจใหม่",
+                send_retry(s, follow_recheck(s), "ติดตามผลการส่ง LINE ไม่ได้ชั่วคราว จะตรวจใหม่",
                            "cannot arm a timer to follow the narrowcast; checking again later");
                 return;
         }
-        s->poll_delay = s->poll_delay * 2 > FOLLOW_MAX_POLL ? FOLLOW_MAX_POLL : s->poll_delay * 2;
+        s->poll_delay *= 2;
 }
 
 /* Still going, or the answer was unclear: poll again, or let the job go and come back. */
 static void follow_later(Send *s, const char *what) {
         Line *l = s->line;
+        prakat_usec_t elapsed = l->host->now(l->host) - s->follow_started, recheck = follow_recheck(s);
         char span[32];
 
-        if (l->host->now(l->host) - s->follow_started < FOLLOW_HOLD) {
+        if (elapsed + s->poll_delay <= FOLLOW_HOLD) {
                 follow_arm(s);
                 return;
         }
-        send_retry(s, FOLLOW_RECHECK, "LINE รับข้อความแล้ว กำลังทยอยส่งถึงผู้รับ จะตรวจผลอีกครั้ง",
+        send_retry(s, recheck, "LINE รับข้อความแล้ว กำลังทยอยส่งถึงผู้รับ จะตรวจผลอีกครั้ง",
                    "accepted by LINE (request %s); %s; checking again in %s", s->key.request_id, what,
-                   format_span(FOLLOW_RECHECK, span));
+                   format_span(recheck, span));
 }
 
 static void follow_done(Send *s, json_t *root) {
@@ -787,7 +793,7 @@ static void on_progress(void *userdata, const prakat_http_response *resp) {
         }
         if (kind == ANSWER_REFUSED && (resp->status == 404 || resp->status == 400)) {
                 /* LINE forgets progress after 14 days; right after acceptance a 404 may be a lag. */
-                if (l->host->now(l->host) - s->key.accepted < FOLLOW_HOLD) {
+                if (l->host->now(l->host) - s->key.accepted < PROGRESS_LAG) {
                         follow_later(s, "its progress is not available yet");
                         return;
                 }
