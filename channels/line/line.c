@@ -763,6 +763,7 @@ static void follow_done(Send *s, json_t *root) {
                     "narrowcast delivered to %s of %s%s%s%s (request %s)%s%s", format_count(ok, a),
                     format_count(target, b), bad ? ", " : "", bad ? format_count(bad, c) : "", bad ? " failed" : "",
                     s->key.request_id, s->notes.text[0] ? "; " : "", s->notes.text);
+        snprintf(o.th, sizeof o.th, "ส่งถึงผู้รับทาง LINE แล้ว %s จาก %s คน", a, b);
         s->line->host->log(s->line->host, PRAKAT_LOG_INFO, s->id, "%s", o.en);
         send_finish(s, &o);
 }
@@ -873,6 +874,12 @@ static void send_accepted(Send *s, const char *request_id, bool duplicate) {
         if (s->notes.text[0])
                 l->host->log(l->host, PRAKAT_LOG_NOTICE, s->id, "%s", s->notes.text);
         if (s->key.endpoint == LINE_ENDPOINT_NARROWCAST) {
+                if (PRAKAT_HOST_HAS(l->host, job_note)) {
+                        char note[256];
+                        snprintf(note, sizeof note, "accepted by LINE (request %s); following its delivery",
+                                 request_id);
+                        l->host->job_note(l->host, s->job, note, "LINE รับข้อความแล้ว กำลังติดตามผลการส่ง");
+                }
                 follow_start(s);
                 return;
         }

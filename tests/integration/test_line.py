@@ -22,7 +22,6 @@ A third start with a 0644 token file must be refused with file:line.  In the end
 appear in the log, the state directory or the receipts.
 """
 
-import json
 import os
 import re
 import subprocess
@@ -262,6 +261,17 @@ def run_main(env, fakes, tokens, tokdir):
         check(cut.endswith("เป็นต้นไป"), "not cut at a sentence/line boundary: %r" % cut[-60:])
     S.case("text: long Thai text within 5000 UTF-16 units, cut at a boundary, ending with the link", text_style)
 
+    def update():
+        env.drop("text-2.txt", announcement("ประกาศยาวมาก ฉบับแก้ไข", "เปลี่ยนเวลาเป็น 10.00 น.", "text",
+                                            "แทนที่: line-text-1\n"))
+        _, id, rtext = env.wait_published("text-2.txt")
+        check("- text: done" in rtext, receipt_line(rtext, "text"))
+        s = sent(fakes["text"])
+        check(len(s) == 2, "expected the announcement and its update, got %d sends" % len(s))
+        t = s[1]["messages"][0]["text"]
+        check(t.startswith("แก้ไขประกาศ / Updated: ประกาศยาวมาก ฉบับแก้ไข\n\nเปลี่ยนเวลาเป็น 10.00 น."), repr(t[:120]))
+    S.case("replaces: the update is sent marked 'แก้ไขประกาศ / Updated'", update)
+
     def narrow():
         _, id, text = env.wait_published("narrow.txt")
         check("- narrow: done" in text, receipt_line(text, "narrow"))
@@ -273,8 +283,8 @@ def run_main(env, fakes, tokens, tokdir):
         progress = fakes["narrow"].narrowcast_progress(nc[0]["request_id"])
         check(progress["phase"] == "succeeded", "fake progress %s" % progress)
         log = read_text(env.log)
-        check(re.search(r"narrowcast delivered to 5 of 5", json.dumps(env.show_json(id)), re.I) or
-              "following its delivery" in log, "no sign of following the narrowcast")
+        note = receipt_line(text, "narrow")
+        check("narrowcast delivered to 6 of 6" in note, "the receipt does not report the delivery: %s" % note)
         reqs = [r for r in fakes["narrow"].request_log() if r["path"].startswith("/v2/bot/message/progress/")]
         check(reqs and reqs[-1]["status"] == 200, "progress never read")
         # village 3 has no audience: everyone gets it, with a warning
@@ -465,6 +475,21 @@ def token_mode_suite():
         check("tok-mode" not in err, "the token is in the error")
         check("AddressSanitizer" not in err and "runtime error" not in err, "sanitizer report: %s" % err[-2000:])
     S.case("a 0644 token file is refused at start with file:line", refused)
+
+    def unknown_key():
+        os.chmod(tf, 0o600)
+        env.write_config(extra_config="[channel line]\nplugin = line\ntoken_file = %s\nratelimit = 5\n" % tf)
+        conf = read_text(env.conf).split("\n")
+        n = next(i + 1 for i, l in enumerate(conf) if l.startswith("ratelimit"))
+        e = dict(os.environ)
+        e.update(asan_env())
+        p = subprocess.run([PRAKATD, "--config", env.conf], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=e, timeout=60)
+        err = p.stderr.decode("utf-8", "replace")
+        check(p.returncode != 0, "prakatd started with an unknown key")
+        check("%s:%d:" % (env.conf, n) in err and "unknown key 'ratelimit'" in err and "rate_per_hour" in err,
+              "message: %s" % err[-600:])
+    S.case("an unknown key is refused at start with file:line and the known keys", unknown_key)
 
 
 S.group("line: main", main_suite)
