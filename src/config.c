@@ -1,63 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
-#include <ini.h>
 #include <limits.h>
 
+#include "inifile.h"
 #include "textenc.h"
 #include "thaidate.h"
 
-/* libinih on Debian is built with INI_MAX_LINE=200: longer lines would be cut silently. */
-#define CONFIG_MAX_LINE 196
-
 typedef struct Parser {
+        IniFile ini; /* first: on_line() gets it back as the Parser */
         Config *config;
-        const char *path;
-        /* The reader hands inih one line at a time, so it knows the line of every key. */
-        const char *text;
-        size_t pos, size;
-        unsigned line;
-        char *section;      /* the section the current line belongs to */
+        char *section; /* the section the current line belongs to */
         unsigned section_line;
-        char *error; /* first error, "FILE:LINE: ..." */
 } Parser;
 
-static bool parser_fail(Parser *p, unsigned line, const char *format, ...) _printf_(3, 4);
-static bool parser_fail(Parser *p, unsigned line, const char *format, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-
-        if (p->error)
-                return false;
-        va_start(ap, format);
-        if (vasprintf(&msg, format, ap) < 0)
-                abort();
-        va_end(ap);
-        p->error = line ? xasprintf("%s:%u: %s", p->path, line, msg) : xasprintf("%s: %s", p->path, msg);
-        return false;
-}
-
-static char *config_reader(char *buffer, int size, void *userdata) {
-        Parser *p = userdata;
-        size_t start = p->pos, n;
-        const char *nl;
-
-        if (p->pos >= p->size)
-                return NULL;
-        nl = memchr(p->text + start, '\n', p->size - start);
-        n = nl ? (size_t) (nl - (p->text + start)) : p->size - start;
-        p->pos = start + n + (nl ? 1 : 0);
-        p->line++;
-        if (n > CONFIG_MAX_LINE || n + 2 > (size_t) size) {
-                parser_fail(p, p->line, "line is longer than %u bytes (Thai letters take 3 bytes each). "
-                            "Shorten it, for example a long village name.", CONFIG_MAX_LINE);
-                n = 0;
-        }
-        memcpy(buffer, p->text + start, n);
-        buffer[n] = '\n';
-        buffer[n + 1] = 0;
-
-        /* Remember where sections start, so that a section-wide error can name its line. */
+/* Remembers where sections start, so that a section-wide error can name its line. */
+static void config_on_line(IniFile *f, const char *buffer) {
+        Parser *p = (Parser *) f;
         const char *s = buffer;
         while (*s == ' ' || *s == '\t')
                 s++;
@@ -65,28 +24,17 @@ static char *config_reader(char *buffer, int size, void *userdata) {
                 const char *e = strchr(s, ']');
                 free(p->section);
                 p->section = e ? xstrndup(s + 1, (size_t) (e - s - 1)) : xstrdup("");
-                p->section_line = p->line;
+                p->section_line = p->ini.line;
         }
-        return buffer;
 }
 
 static char *config_resolve_path(const Config *c, const char *value) {
-        _cleanup_free_ char *dir = NULL;
-        char *slash;
-
-        if (value[0] == '/')
-                return xstrdup(value);
-        dir = xstrdup(c->path);
-        slash = strrchr(dir, '/');
-        if (!slash)
-                return xstrdup(value);
-        *slash = 0;
-        return path_join(*dir ? dir : "/", value);
+        return ini_resolve_path(c->path, value);
 }
 
 static bool set_duration(Parser *p, const char *name, const char *value, usec_t *ret) {
         if (parse_duration(value, ret) < 0)
-                return parser_fail(p, p->line, "%s = %s is not a duration. Write a number with a unit, "
+                return ini_fail(&p->ini, p->ini.line, "%s = %s is not a duration. Write a number with a unit, "
                                    "for example 30s, 5m, 1h or 3d.", name, value);
         return true;
 }
@@ -106,7 +54,7 @@ static bool handle_prakat(Parser *p, const char *name, const char *value) {
                 path_target = &c->runtime_dir;
         if (path_target) {
                 if (isempty(value))
-                        return parser_fail(p, p->line, "%s is empty. Give a directory.", name);
+                        return ini_fail(&p->ini, p->ini.line, "%s is empty. Give a directory.", name);
                 free(*path_target);
                 *path_target = config_resolve_path(c, value);
                 return true;
@@ -118,7 +66,7 @@ static bool handle_prakat(Parser *p, const char *name, const char *value) {
         }
         if (streq(name, "default_category")) {
                 if (isempty(value))
-                        return parser_fail(p, p->line, "default_category is empty. Name a category, "
+                        return ini_fail(&p->ini, p->ini.line, "default_category is empty. Name a category, "
                                            "for example ข่าวประชาสัมพันธ์.");
                 free(c->default_category);
                 c->default_category = xstrdup(value);
@@ -134,24 +82,24 @@ static bool handle_prakat(Parser *p, const char *name, const char *value) {
                 return set_duration(p, name, value, &c->give_up_after);
         if (streq(name, "max_file_size")) {
                 if (parse_size(value, &c->max_file_size) < 0 || c->max_file_size == 0)
-                        return parser_fail(p, p->line, "max_file_size = %s is not a size. "
+                        return ini_fail(&p->ini, p->ini.line, "max_file_size = %s is not a size. "
                                            "Write for example 20M or 512K.", value);
                 return true;
         }
         if (streq(name, "max_attachments")) {
                 if (parse_unsigned(value, 0, 100, &c->max_attachments) < 0)
-                        return parser_fail(p, p->line, "max_attachments = %s is not a number from 0 to 100.",
+                        return ini_fail(&p->ini, p->ini.line, "max_attachments = %s is not a number from 0 to 100.",
                                            value);
                 return true;
         }
         if (streq(name, "require_approval")) {
                 b = parse_boolean(value);
                 if (b < 0)
-                        return parser_fail(p, p->line, "require_approval = %s: write yes or no.", value);
+                        return ini_fail(&p->ini, p->ini.line, "require_approval = %s: write yes or no.", value);
                 c->require_approval = b;
                 return true;
         }
-        return parser_fail(p, p->line, "unknown key '%s' in [prakat]. Known keys: spool, state, timezone, "
+        return ini_fail(&p->ini, p->ini.line, "unknown key '%s' in [prakat]. Known keys: spool, state, timezone, "
                            "settle, max_file_size, max_attachments, retry_min, retry_max, give_up_after, "
                            "require_approval, plugin_dir, runtime_dir, default_category. Check the spelling.",
                            name);
@@ -164,13 +112,13 @@ static bool handle_village(Parser *p, const char *name, const char *value) {
 
         thai_digits_to_ascii(number);
         if (parse_unsigned(number, 1, VILLAGE_MAX, &n) < 0)
-                return parser_fail(p, p->line, "'%s' is not a village number. Write the หมู่ number "
+                return ini_fail(&p->ini, p->ini.line, "'%s' is not a village number. Write the หมู่ number "
                                    "from 1 to %u, then = and the village name, for example: 1 = บ้านบ่อแก้ว",
                                    name, VILLAGE_MAX);
         if (c->village_names[n])
-                return parser_fail(p, p->line, "village %u is listed twice. Keep one line for it.", n);
+                return ini_fail(&p->ini, p->ini.line, "village %u is listed twice. Keep one line for it.", n);
         if (isempty(value))
-                return parser_fail(p, p->line, "village %u has no name. Write its name after the =.", n);
+                return ini_fail(&p->ini, p->ini.line, "village %u has no name. Write its name after the =.", n);
         c->village_names[n] = xstrdup(value);
         c->n_villages++;
         return true;
@@ -205,13 +153,13 @@ static bool handle_channel(Parser *p, const char *channel_name, const char *name
         int b;
 
         if (!channel_name_valid(channel_name))
-                return parser_fail(p, p->section_line, "channel name '%s' is not allowed. Use lower-case "
+                return ini_fail(&p->ini, p->section_line, "channel name '%s' is not allowed. Use lower-case "
                                    "letters, digits, '-' and '_' (at most 32), for example [channel website].",
                                    channel_name);
         ch = parser_channel(p, channel_name);
         if (streq(name, "plugin")) {
                 if (!channel_name_valid(value))
-                        return parser_fail(p, p->line, "plugin = %s is not a plugin name. Write for example "
+                        return ini_fail(&p->ini, p->ini.line, "plugin = %s is not a plugin name. Write for example "
                                            "plugin = website.", value);
                 free(ch->plugin);
                 ch->plugin = xstrdup(value);
@@ -220,19 +168,19 @@ static bool handle_channel(Parser *p, const char *channel_name, const char *name
         if (streq(name, "enabled")) {
                 b = parse_boolean(value);
                 if (b < 0)
-                        return parser_fail(p, p->line, "enabled = %s: write yes or no.", value);
+                        return ini_fail(&p->ini, p->ini.line, "enabled = %s: write yes or no.", value);
                 ch->enabled = b;
                 return true;
         }
         for (size_t i = 0; i < ch->n_entries; i++)
                 if (streq(ch->entries[i].key, name))
-                        return parser_fail(p, p->line, "'%s' is set twice in [channel %s] (first on line %u). "
+                        return ini_fail(&p->ini, p->ini.line, "'%s' is set twice in [channel %s] (first on line %u). "
                                            "Keep one.", name, ch->name, ch->entries[i].line);
         ch->entries = xrealloc(ch->entries, (ch->n_entries + 1) * sizeof(prakat_config_entry));
         ch->entries[ch->n_entries++] = (prakat_config_entry) {
                 .key = xstrdup(name),
                 .value = xstrdup(value),
-                .line = p->line,
+                .line = p->ini.line,
         };
         return true;
 }
@@ -240,7 +188,7 @@ static bool handle_channel(Parser *p, const char *channel_name, const char *name
 static int config_handler(void *userdata, const char *section, const char *name, const char *value) {
         Parser *p = userdata;
 
-        if (p->error)
+        if (p->ini.error)
                 return 0;
         if (streq(section, "prakat"))
                 return handle_prakat(p, name, value);
@@ -248,7 +196,7 @@ static int config_handler(void *userdata, const char *section, const char *name,
                 return handle_village(p, name, value);
         if (strncmp(section, "channel ", 8) == 0)
                 return handle_channel(p, section + 8 + strspn(section + 8, " "), name, value);
-        return parser_fail(p, p->section_line, "unknown section [%s]. Sections are [prakat], [villages] and "
+        return ini_fail(&p->ini, p->section_line, "unknown section [%s]. Sections are [prakat], [villages] and "
                            "[channel NAME].", section);
 }
 
@@ -274,52 +222,34 @@ static bool config_check(Parser *p) {
         Config *c = p->config;
 
         if (c->retry_min == 0 || c->retry_min > c->retry_max)
-                return parser_fail(p, 0, "retry_min must be more than 0 and not more than retry_max. "
+                return ini_fail(&p->ini, 0, "retry_min must be more than 0 and not more than retry_max. "
                                    "Fix them in [prakat].");
         if (c->give_up_after < c->retry_min)
-                return parser_fail(p, 0, "give_up_after is shorter than retry_min. Fix them in [prakat].");
+                return ini_fail(&p->ini, 0, "give_up_after is shorter than retry_min. Fix them in [prakat].");
         if (thaidate_set_timezone(c->timezone) < 0)
-                return parser_fail(p, 0, "timezone = %s is not a known time zone. Write for example "
+                return ini_fail(&p->ini, 0, "timezone = %s is not a known time zone. Write for example "
                                    "timezone = Asia/Bangkok.", c->timezone);
         for (size_t i = 0; i < c->n_channels; i++)
                 if (!c->channels[i].plugin)
-                        return parser_fail(p, c->channels[i].line, "[channel %s] has no plugin = line. Add "
+                        return ini_fail(&p->ini, c->channels[i].line, "[channel %s] has no plugin = line. Add "
                                            "one, for example plugin = %s.", c->channels[i].name,
                                            c->channels[i].name);
         return true;
 }
 
 int config_load(const char *path, Config **ret_config, char **ret_error) {
-        _cleanup_free_ char *text = NULL;
-        size_t size;
-        Parser p = { .path = path };
+        Parser p = { .ini.on_line = config_on_line };
         int r;
 
-        r = read_file(path, 1024 * 1024, &text, &size);
-        if (r < 0) {
-                *ret_error = xasprintf("%s: cannot read the config: %s. Check the path given with --config.", path,
-                                       strerror(-r));
-                return r;
-        }
-        if (!utf8_is_valid(text, size)) {
-                *ret_error = xasprintf("%s: the file is not UTF-8. Save it as UTF-8 (in Notepad: Save as, "
-                                       "Encoding UTF-8).", path);
-                return -EINVAL;
-        }
         p.config = config_new_defaults(path);
-        p.text = text;
-        p.size = size;
-        r = ini_parse_stream(config_reader, &p, config_handler, &p);
-        if (r != 0 && !p.error)
-                parser_fail(&p, r > 0 ? (unsigned) r : 0, "this line is not 'key = value' nor a [section]. "
-                            "Fix or remove it (comments start with ; or #).");
-        if (!p.error)
+        r = ini_file_parse(&p.ini, path, 1024 * 1024, "a [section]", config_handler, &p);
+        if (r >= 0)
                 config_check(&p);
         free(p.section);
-        if (p.error) {
+        if (p.ini.error) {
                 config_free(p.config);
-                *ret_error = p.error;
-                return -EINVAL;
+                *ret_error = p.ini.error;
+                return r < 0 ? r : -EINVAL;
         }
         *ret_config = p.config;
         return 0;

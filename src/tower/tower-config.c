@@ -1,73 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 #include "tower-config.h"
 
-#include <ini.h>
+#include "inifile.h"
+
 #include <sys/stat.h>
 
-/* libinih on Debian is built with INI_MAX_LINE=200: longer lines would be cut silently. */
-#define TOWER_CONFIG_MAX_LINE 196
 #define TOWER_TOPIC_PREFIX_MAX 128
 
 typedef struct Parser {
+        IniFile ini;
         TowerConfig *config;
-        const char *path;
-        /* The reader hands inih one line at a time, so it knows the line of every key. */
-        const char *text;
-        size_t pos, size;
-        unsigned line;
         unsigned seen_line[32]; /* line of each known key once set, to refuse a key set twice */
-        char *error;            /* the first error, "FILE:LINE: ..." */
 } Parser;
-
-static bool parser_fail(Parser *p, unsigned line, const char *format, ...) _printf_(3, 4);
-static bool parser_fail(Parser *p, unsigned line, const char *format, ...) {
-        _cleanup_free_ char *message = NULL;
-        va_list ap;
-
-        if (p->error)
-                return false;
-        va_start(ap, format);
-        if (vasprintf(&message, format, ap) < 0)
-                abort();
-        va_end(ap);
-        p->error = line ? xasprintf("%s:%u: %s", p->path, line, message) : xasprintf("%s: %s", p->path, message);
-        return false;
-}
-
-static char *config_reader(char *buffer, int size, void *userdata) {
-        Parser *p = userdata;
-        size_t start = p->pos, n;
-        const char *nl;
-
-        if (p->pos >= p->size)
-                return NULL;
-        nl = memchr(p->text + start, '\n', p->size - start);
-        n = nl ? (size_t) (nl - (p->text + start)) : p->size - start;
-        p->pos = start + n + (nl ? 1 : 0);
-        p->line++;
-        if (n > TOWER_CONFIG_MAX_LINE || n + 2 > (size_t) size) {
-                parser_fail(p, p->line, "line is longer than %u bytes. Shorten it.", TOWER_CONFIG_MAX_LINE);
-                n = 0;
-        }
-        memcpy(buffer, p->text + start, n);
-        buffer[n] = '\n';
-        buffer[n + 1] = 0;
-        return buffer;
-}
-
-static char *resolve_path(const char *config_path, const char *value) {
-        _cleanup_free_ char *dir = NULL;
-        char *slash;
-
-        if (value[0] == '/')
-                return xstrdup(value);
-        dir = xstrdup(config_path);
-        slash = strrchr(dir, '/');
-        if (!slash)
-                return xstrdup(value);
-        *slash = 0;
-        return path_join(*dir ? dir : "/", value);
-}
 
 /* "mqtt://host", "mqtts://host:8883", "mqtt://[::1]:1883".  No user, path or query. */
 static int parse_broker(const char *url, char **ret_host, unsigned *ret_port, bool *ret_tls) {
@@ -184,9 +128,9 @@ static bool set_string(char **target, const char *value) {
 
 static bool set_path(Parser *p, char **target, const char *name, const char *value) {
         if (isempty(value))
-                return parser_fail(p, p->line, "%s is empty. Give a path, or remove the line.", name);
+                return ini_fail(&p->ini, p->ini.line, "%s is empty. Give a path, or remove the line.", name);
         free(*target);
-        *target = resolve_path(p->config->path, value);
+        *target = ini_resolve_path(p->config->path, value);
         return true;
 }
 
@@ -194,10 +138,10 @@ static bool set_duration(Parser *p, const char *name, const char *value, usec_t 
         usec_t v;
 
         if (parse_duration(value, &v) < 0)
-                return parser_fail(p, p->line, "%s = %s is not a duration. Write a number with a unit, for "
+                return ini_fail(&p->ini, p->ini.line, "%s = %s is not a duration. Write a number with a unit, for "
                                    "example 30s, 10m or 1h.", name, value);
         if (v < min)
-                return parser_fail(p, p->line, "%s = %s is too short. Write at least %llu seconds.", name, value,
+                return ini_fail(&p->ini, p->ini.line, "%s = %s is too short. Write at least %llu seconds.", name, value,
                                    (unsigned long long) (min / USEC_PER_SEC));
         *ret = v;
         return true;
@@ -210,7 +154,7 @@ static bool handle_key(Parser *p, Key key, const char *name, const char *value) 
         switch (key) {
         case KEY_VILLAGE:
                 if (parse_unsigned(value, 1, TOWER_VILLAGE_MAX, &c->village) < 0)
-                        return parser_fail(p, p->line, "village = %s is not a village number. Write the หมู่ "
+                        return ini_fail(&p->ini, p->ini.line, "village = %s is not a village number. Write the หมู่ "
                                            "number of this tower, from 1 to %u, for example village = 3.", value,
                                            TOWER_VILLAGE_MAX);
                 return true;
@@ -219,16 +163,16 @@ static bool handle_key(Parser *p, Key key, const char *name, const char *value) 
                 c->host = NULL;
                 r = parse_broker(value, &c->host, &c->port, &c->tls);
                 if (r == -EPROTONOSUPPORT)
-                        return parser_fail(p, p->line, "broker = %s: start it with mqtt:// (or mqtts:// for "
+                        return ini_fail(&p->ini, p->ini.line, "broker = %s: start it with mqtt:// (or mqtts:// for "
                                            "TLS), for example broker = mqtts://broker.bokaeo.go.th:8883.", value);
                 if (r < 0)
-                        return parser_fail(p, p->line, "broker = %s is not a broker address. Write "
+                        return ini_fail(&p->ini, p->ini.line, "broker = %s is not a broker address. Write "
                                            "mqtt://HOST or mqtt://HOST:PORT (port 1-65535), nothing after it.",
                                            value);
                 return set_string(&c->broker, value);
         case KEY_TOPIC_PREFIX:
                 if (!topic_prefix_valid(value))
-                        return parser_fail(p, p->line, "topic_prefix = %s is not allowed. Use letters, digits, "
+                        return ini_fail(&p->ini, p->ini.line, "topic_prefix = %s is not allowed. Use letters, digits, "
                                            "'-', '_', '.' and '/' between parts (at most %u bytes, no '/' at "
                                            "either end), the same as the daemon's, for example bokaeo/tower.",
                                            value, TOWER_TOPIC_PREFIX_MAX);
@@ -238,14 +182,14 @@ static bool handle_key(Parser *p, Key key, const char *name, const char *value) 
         case KEY_PLAYER:
         case KEY_TTS:
                 if (!command_valid(value))
-                        return parser_fail(p, p->line, "%s = %s: give a command of at most 32 words, for "
+                        return ini_fail(&p->ini, p->ini.line, "%s = %s: give a command of at most 32 words, for "
                                            "example %s", name, value, key == KEY_PLAYER ? "mpg123 -q {file}" :
                                            "espeak-ng -v th {text}");
                 if (key == KEY_PLAYER && !strstr(value, "{file}"))
-                        return parser_fail(p, p->line, "player = %s has no {file}. Write where the audio file "
+                        return ini_fail(&p->ini, p->ini.line, "player = %s has no {file}. Write where the audio file "
                                            "goes, for example player = mpg123 -q {file}.", value);
                 if (key == KEY_TTS && !strstr(value, "{text}"))
-                        return parser_fail(p, p->line, "tts = %s has no {text}. Write where the text goes, for "
+                        return ini_fail(&p->ini, p->ini.line, "tts = %s has no {text}. Write where the text goes, for "
                                            "example tts = espeak-ng -v th {text}.", value);
                 return set_string(key == KEY_PLAYER ? &c->player : &c->tts, value);
         case KEY_CA_FILE:
@@ -258,7 +202,7 @@ static bool handle_key(Parser *p, Key key, const char *name, const char *value) 
                 return set_path(p, &c->password_file, name, value);
         case KEY_USERNAME:
                 if (isempty(value))
-                        return parser_fail(p, p->line, "username is empty. Give the broker user name, or remove "
+                        return ini_fail(&p->ini, p->ini.line, "username is empty. Give the broker user name, or remove "
                                            "the line.");
                 return set_string(&c->username, value);
         case KEY_LATE_LIMIT:
@@ -267,7 +211,7 @@ static bool handle_key(Parser *p, Key key, const char *name, const char *value) 
                 return set_duration(p, name, value, USEC_PER_SEC, &c->max_play_time);
         case KEY_AUDIO_CACHE_SIZE:
                 if (parse_size(value, &c->audio_cache_size) < 0 || c->audio_cache_size < 1024 * 1024)
-                        return parser_fail(p, p->line, "audio_cache_size = %s is not a size of at least 1M. "
+                        return ini_fail(&p->ini, p->ini.line, "audio_cache_size = %s is not a size of at least 1M. "
                                            "Write for example 200M or 1G.", value);
                 return true;
         case _KEY_MAX:
@@ -280,24 +224,24 @@ static int config_handler(void *userdata, const char *section, const char *name,
         Parser *p = userdata;
         _cleanup_free_ char *known = NULL;
 
-        if (p->error)
+        if (p->ini.error)
                 return 0;
         if (isempty(section))
-                return parser_fail(p, p->line, "'%s' comes before [tower]. Put a line [tower] above it.", name);
+                return ini_fail(&p->ini, p->ini.line, "'%s' comes before [tower]. Put a line [tower] above it.", name);
         if (!streq(section, "tower"))
-                return parser_fail(p, p->line, "unknown section [%s]. This file has one section, [tower].",
+                return ini_fail(&p->ini, p->ini.line, "unknown section [%s]. This file has one section, [tower].",
                                    section);
         for (Key k = 0; k < _KEY_MAX; k++) {
                 if (!streq(name, key_names[k]))
                         continue;
                 if (p->seen_line[k])
-                        return parser_fail(p, p->line, "%s is set twice (first on line %u). Keep one.", name,
+                        return ini_fail(&p->ini, p->ini.line, "%s is set twice (first on line %u). Keep one.", name,
                                            p->seen_line[k]);
-                p->seen_line[k] = p->line;
+                p->seen_line[k] = p->ini.line;
                 return handle_key(p, k, name, value);
         }
         known = key_list();
-        return parser_fail(p, p->line, "unknown key '%s' in [tower]. Known keys: %s. Check the spelling.", name,
+        return ini_fail(&p->ini, p->ini.line, "unknown key '%s' in [tower]. Known keys: %s. Check the spelling.", name,
                            known);
 }
 
@@ -318,57 +262,40 @@ static bool config_check(Parser *p) {
         TowerConfig *c = p->config;
 
         if (!c->village)
-                return parser_fail(p, 0, "village is missing. Add village = N to [tower], N being the หมู่ number "
+                return ini_fail(&p->ini, 0, "village is missing. Add village = N to [tower], N being the หมู่ number "
                                    "of this tower.");
         if (!c->host)
-                return parser_fail(p, 0, "broker is missing. Add for example broker = mqtts://broker.example:8883 "
+                return ini_fail(&p->ini, 0, "broker is missing. Add for example broker = mqtts://broker.example:8883 "
                                    "to [tower].");
         if (!c->topic_prefix)
-                return parser_fail(p, 0, "topic_prefix is missing. Add the daemon's topic_prefix to [tower], for "
+                return ini_fail(&p->ini, 0, "topic_prefix is missing. Add the daemon's topic_prefix to [tower], for "
                                    "example topic_prefix = bokaeo/tower.");
         if (!!c->cert_file != !!c->key_file)
-                return parser_fail(p, p->seen_line[c->cert_file ? KEY_CERT_FILE : KEY_KEY_FILE],
+                return ini_fail(&p->ini, p->seen_line[c->cert_file ? KEY_CERT_FILE : KEY_KEY_FILE],
                                    "cert_file and key_file go together. Give both (a client certificate and its "
                                    "key) or neither.");
         if ((c->ca_file || c->cert_file) && !c->tls)
-                return parser_fail(p, p->seen_line[c->ca_file ? KEY_CA_FILE : KEY_CERT_FILE],
+                return ini_fail(&p->ini, p->seen_line[c->ca_file ? KEY_CA_FILE : KEY_CERT_FILE],
                                    "TLS files are set but broker = %s is not TLS. Write mqtts:// in broker, or "
                                    "remove the TLS lines.", c->broker);
         if (c->password_file && !c->username)
-                return parser_fail(p, p->seen_line[KEY_PASSWORD_FILE], "password_file is set without username. "
+                return ini_fail(&p->ini, p->seen_line[KEY_PASSWORD_FILE], "password_file is set without username. "
                                    "Add username = NAME.");
         return true;
 }
 
 int tower_config_load(const char *path, TowerConfig **ret_config, char **ret_error) {
-        _cleanup_free_ char *text = NULL;
-        Parser p = { .path = path };
-        size_t size;
+        Parser p = {};
         int r;
 
-        r = read_file(path, 64 * 1024, &text, &size);
-        if (r < 0) {
-                *ret_error = xasprintf("%s: cannot read the config: %s. Check the path given with --config.", path,
-                                       strerror(-r));
-                return r;
-        }
-        if (memchr(text, 0, size)) {
-                *ret_error = xasprintf("%s: the file holds NUL bytes; it is not a text file.", path);
-                return -EINVAL;
-        }
         p.config = config_new_defaults(path);
-        p.text = text;
-        p.size = size;
-        r = ini_parse_stream(config_reader, &p, config_handler, &p);
-        if (r != 0 && !p.error)
-                parser_fail(&p, r > 0 ? (unsigned) r : 0, "this line is not 'key = value' nor [tower]. Fix or "
-                            "remove it (comments start with ; or #).");
-        if (!p.error)
+        r = ini_file_parse(&p.ini, path, 64 * 1024, "[tower]", config_handler, &p);
+        if (r >= 0)
                 config_check(&p);
-        if (p.error) {
+        if (p.ini.error) {
                 tower_config_free(p.config);
-                *ret_error = p.error;
-                return -EINVAL;
+                *ret_error = p.ini.error;
+                return r < 0 ? r : -EINVAL;
         }
         *ret_config = p.config;
         return 0;
