@@ -150,7 +150,8 @@ struct Facebook {
         unsigned throttle_streak;
 
         bool auth_failed;
-        char auth_detail[400]; /* Facebook's words, or why the token could not be read */
+        char auth_detail[400];   /* Facebook's words */
+        char token_problem[1024]; /* why the token file could not be read again, "" when it could */
 
         HealthState health;
         char health_detail[400];
@@ -205,7 +206,7 @@ static void auth_message(const Facebook *fb, bool detail, char *en, size_t en_si
         if (th)
                 text_printf(th, th_size,
                             "โทเค็น Facebook หมดอายุหรือถูกเพิกถอน ให้ใส่โทเค็นของเพจอันใหม่ใน %s แล้วสั่ง reload "
-                            "(systemctl reload prakat) ระบบจะโพสต์ให้เองเมื่อโทเค็นใช้ได้",
+                            "(systemctl reload prakat)",
                             place);
 }
 
@@ -653,8 +654,8 @@ static void task_request_send(Task *t) {
         request_done(&req);
         if (r < 0) {
                 t->call = NULL;
-                task_retry(t, 0, "เริ่มการเชื่อมต่อกับ Facebook ไม่ได้ จะลองใหม่", "cannot start a request to Facebook: %s",
-                           strerror(-r));
+                task_retry(t, 0, "เริ่มการเชื่อมต่อกับ Facebook ไม่ได้ จะลองใหม่",
+                           "cannot start a request to Facebook: %s", strerror(-r));
                 return;
         }
         fb->in_flight++;
@@ -1148,14 +1149,16 @@ static void on_health_timer(void *userdata) {
                 fb_health_arm(fb, fb->paused_until - now);
                 return;
         }
+        /*
+         * A token file that cannot be read any more (removed, or made readable by others) is
+         * reported, but the token read before keeps working until Facebook refuses it.
+         */
         error[0] = 0;
         (void) fb_token_reload(fb, error, sizeof error);
-        if (error[0]) {
-                /* The token cannot be read any more (removed, or made readable by others). */
-                fb_set_auth_failed(fb, error);
-                fb_health_arm(fb, fb->health_interval > UNHEALTHY_RECHECK ? UNHEALTHY_RECHECK : fb->health_interval);
-                return;
-        }
+        if (error[0] && strcmp(error, fb->token_problem) != 0)
+                fb->host->log(fb->host, PRAKAT_LOG_WARNING, NULL,
+                              "Cannot read the Facebook token again (%s); still using the one read before", error);
+        snprintf(fb->token_problem, sizeof fb->token_problem, "%s", error);
         Request req = { .method = "GET" };
         FbBuf q = {};
         graph_form_add(&q, "fields", "id,name");
@@ -1329,15 +1332,16 @@ static int apply_entry(Facebook *fb, const prakat_config_entry *e, ConfigError *
         }
         if (strcmp(key, "timeout") == 0) {
                 if (parse_duration(value, &d) < 0 || d < SEC || d > 10 * MINUTE)
-                        return config_fail(err, e->line, "timeout must be a duration from 1s to 10m, e.g. 30s, not '%s'",
-                                           value);
+                        return config_fail(err, e->line,
+                                           "timeout must be a duration from 1s to 10m, e.g. 30s, not '%s'", value);
                 fb->timeout_ms = (unsigned) (d / 1000);
                 return 0;
         }
         if (strcmp(key, "health_interval") == 0) {
                 if (parse_duration(value, &d) < 0 || d < SEC || d > 24 * 60 * MINUTE)
                         return config_fail(err, e->line,
-                                           "health_interval must be a duration from 1s to 1d, e.g. 10m, not '%s'", value);
+                                           "health_interval must be a duration from 1s to 1d, e.g. 10m, not '%s'",
+                                           value);
                 fb->health_interval = d;
                 return 0;
         }
@@ -1503,6 +1507,10 @@ static int facebook_health(void *instance, char *buffer, size_t buffer_size) {
                 auth_message(fb, false, buffer, buffer_size, NULL, 0);
                 return -EIO;
         }
+        if (fb->token_problem[0]) {
+                snprintf(buffer, buffer_size, "the token cannot be read again: %s", fb->token_problem);
+                return -EIO;
+        }
         prakat_usec_t now = fb_now(fb);
         char paused[96] = "";
         if (fb->paused_until > now)
@@ -1510,8 +1518,8 @@ static int facebook_health(void *instance, char *buffer, size_t buffer_size) {
                          (unsigned long long) ((fb->paused_until - now + SEC - 1) / SEC));
         switch (fb->health) {
         case HEALTH_OK:
-                snprintf(buffer, buffer_size, "ok: Page %s (%s), Graph API %s%s", fb->page_name[0] ? fb->page_name : "?",
-                         fb->page_id, fb->version, paused);
+                snprintf(buffer, buffer_size, "ok: Page %s (%s), Graph API %s%s",
+                         fb->page_name[0] ? fb->page_name : "?", fb->page_id, fb->version, paused);
                 return 0;
         case HEALTH_UNREACHABLE:
                 snprintf(buffer, buffer_size, "Facebook could not be reached at the last check: %s%s",
