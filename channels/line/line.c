@@ -550,6 +550,8 @@ static void on_health_timer(void *userdata) {
 }
 
 static void health_arm(Line *l, prakat_usec_t delay) {
+        if (l->health_call)
+                return; /* a check is running; it arms the next one when it ends */
         l->host->timer_cancel(l->health_timer);
         l->health_timer = NULL;
         if (l->host->timer_start(l->host, delay, on_health_timer, l, &l->health_timer) < 0) {
