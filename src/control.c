@@ -2,6 +2,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -29,6 +30,7 @@ struct Control {
 struct Client {
         Control *control;
         int fd;
+        uid_t uid; /* of the peer: who approves or rejects */
         sd_event_source *io, *timeout;
         StrBuf in;
         char *out;
@@ -120,7 +122,43 @@ static json_t *command_job(Manager *m, const char *command, json_t *request) {
         return json_pack("{s:b, s:s, s:i}", "ok", 1, "id", id, "jobs", r);
 }
 
-static json_t *control_dispatch(Control *c, const char *line) {
+/* The Unix user name of a uid ("uid 1234" when it has none). */
+static char *user_name(uid_t uid) {
+        struct passwd pw, *result = NULL;
+        char buf[4096];
+
+        if (getpwuid_r(uid, &pw, buf, sizeof buf, &result) == 0 && result)
+                return xstrdup(result->pw_name);
+        return xasprintf("uid %u", (unsigned) uid);
+}
+
+/* approve / reject: {"command", "id", "reason"} (a reason is required to reject) */
+static json_t *command_decide(Manager *m, Client *k, bool approve, json_t *request) {
+        const char *id = json_string_value(json_object_get(request, "id"));
+        const char *reason = json_string_value(json_object_get(request, "reason"));
+        _cleanup_free_ char *user = user_name(k->uid);
+        int r;
+
+        if (!id)
+                return reply_error("no announcement id given", "ไม่ได้ระบุรหัสประกาศ");
+        if (!approve && isempty(reason))
+                return reply_error("say why with --reason: the writer reads it in the receipt",
+                                   "ระบุเหตุผลด้วย --reason ผู้เขียนจะเห็นในใบรับรอง");
+        r = delivery_decide(m, id, approve, user, reason);
+        if (r == -ENOENT) {
+                _cleanup_free_ char *en = xasprintf("no announcement %s waiting in the queue", id);
+                _cleanup_free_ char *th = xasprintf("ไม่พบประกาศ %s ในคิว", id);
+                return reply_error(en, th);
+        }
+        if (r == -EALREADY)
+                return reply_error("this announcement is not waiting for approval",
+                                   "ประกาศนี้ไม่ได้รอการอนุมัติ");
+        if (r < 0)
+                return reply_error(strerror(-r), strerror(-r));
+        return json_pack("{s:b, s:s, s:i, s:s}", "ok", 1, "id", id, "jobs", r, "by", user);
+}
+
+static json_t *control_dispatch(Control *c, Client *k, const char *line) {
         json_error_t error;
         json_t *request = json_loads(line, 0, &error), *reply;
         const char *command = request ? json_string_value(json_object_get(request, "command")) : NULL;
@@ -132,6 +170,8 @@ static json_t *control_dispatch(Control *c, const char *line) {
                 reply = command_status(c->m);
         else if (streq(command, "retry") || streq(command, "hold") || streq(command, "release"))
                 reply = command_job(c->m, command, request);
+        else if (streq(command, "approve") || streq(command, "reject"))
+                reply = command_decide(c->m, k, streq(command, "approve"), request);
         else {
                 _cleanup_free_ char *en = xasprintf("unknown command \"%s\"", command);
                 _cleanup_free_ char *th = xasprintf("ไม่รู้จักคำสั่ง \"%s\"", command);
@@ -198,7 +238,7 @@ static int on_client_io(sd_event_source *s, int fd, uint32_t revents, void *user
                                 client_free(k);
                                 return 0;
                         }
-                        client_reply(k, control_dispatch(k->control, k->in.data));
+                        client_reply(k, control_dispatch(k->control, k, k->in.data));
                         return 0;
                 }
         }
@@ -224,8 +264,11 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         continue;
                 }
                 Client *k = xcalloc(1, sizeof(Client));
+                struct ucred cred = {};
+                socklen_t len = sizeof cred;
                 k->control = c;
                 k->fd = cfd;
+                k->uid = getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.uid : (uid_t) -1;
                 k->next = c->clients;
                 if (c->clients)
                         c->clients->prev = k;

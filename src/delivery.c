@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "receipt.h"
+#include "thaidate.h"
 
 /* What a plugin holds while a job is in flight. */
 struct JobRun {
@@ -49,6 +50,51 @@ static bool website_pending(Manager *m, const Entry *e) {
         return false;
 }
 
+/* ---- the approval gate ---- */
+
+static char *pending_preview_path(Manager *m, const Entry *e) {
+        return xasprintf("%s/pending/%s.txt", m->config->spool, e->announcement->id);
+}
+
+/* SPOOL/pending/ID.txt: what is waiting, and exactly what would go out where, for the approver. */
+static void pending_preview_write(Manager *m, const Entry *e) {
+        const Announcement *a = e->announcement;
+        _cleanup_free_ char *path = pending_preview_path(m, e), *dir = xasprintf("%s/pending", m->config->spool);
+        char when[128] = "", iso[64] = "";
+        StrBuf b = {};
+
+        thaidate_format(a->publish_at, THAIDATE_LONG, when, sizeof when);
+        thaidate_format_iso(a->publish_at, iso, sizeof iso);
+        strbuf_printf(&b, "รอการอนุมัติ / Waiting for approval\n====================================\n"
+                      "รหัส / id: %s\nหัวข้อ / title: %s\nหมวด / category: %s\nไฟล์ / file: %s\n"
+                      "เผยแพร่ / publish: %s (%s)\nหมู่บ้าน / villages: ",
+                      a->id, a->title, a->category, a->source_name ? a->source_name : "-", when, iso);
+        if (a->all_villages)
+                strbuf_append(&b, "ทั้งหมด / all");
+        for (size_t i = 0; i < a->n_villages; i++)
+                strbuf_printf(&b, "%s%u", i ? ", " : "", a->villages[i]);
+        strbuf_append(&b, "\nช่องทาง / channels:");
+        for (size_t i = 0; i < e->n_jobs; i++)
+                strbuf_printf(&b, " %s%s", e->jobs[i].channel,
+                              e->jobs[i].state == JOB_SKIPPED ? " (ปิดอยู่ / disabled)" : "");
+        if (a->cancel)
+                strbuf_printf(&b, "\nถอนประกาศ / withdraws: %s", a->cancel);
+        if (a->replaces)
+                strbuf_printf(&b, "\nแทนที่ / replaces: %s", a->replaces);
+        strbuf_printf(&b, "\n\n----------------------------------------\n%s\n----------------------------------------\n\n"
+                      "อนุมัติ / approve:  prakat approve %s\n"
+                      "ไม่อนุมัติ / reject: prakat reject %s --reason \"...\"\n",
+                      a->body ? a->body : "", a->id, a->id);
+        _cleanup_free_ char *text = strbuf_steal(&b);
+        int r = mkdir_p(dir, 0750);
+        if (r >= 0)
+                r = write_file_atomic(path, text, strlen(text), 0640);
+        if (r < 0)
+                log_full(LOG_ERR, r, a->id, NULL, "Cannot write the preview %s: %m", path);
+        else
+                log_full(LOG_NOTICE, 0, a->id, NULL, "Waiting for approval: prakat approve %s", a->id);
+}
+
 /* The entry gets its receipt after the next flush; only then is the queue scanned for such entries. */
 static void entry_mark_finishing(Manager *m, Entry *e) {
         e->finishing = true;
@@ -81,6 +127,10 @@ void delivery_create_jobs(Manager *m, Entry *e) {
          * first attempt needs no state write of its own: a burst of new announcements reaches the
          * website one flush earlier and with one file replaced fewer each.
          */
+        if (m->config->require_approval) {
+                e->approval = APPROVAL_WAITING; /* nothing starts before `prakat approve` */
+                return;
+        }
         usec_t now = clock_now();
         for (size_t i = 0; i < e->n_jobs; i++) {
                 Job *j = &e->jobs[i];
@@ -111,6 +161,7 @@ static void job_cancel_timer(Job *j) {
 }
 
 static void job_begin(Manager *m, Job *j);
+static void pending_preview_write(Manager *m, const Entry *e);
 static void job_queue_start(Manager *m, Job *j);
 
 /* A job's timer knows its manager and its job. */
@@ -157,7 +208,8 @@ static void job_arm(Manager *m, Job *j, usec_t due) {
 static void job_schedule(Manager *m, Job *j) {
         Entry *e = j->entry;
 
-        if (job_state_is_final(j->state) || e->held || j->start_pending || j->instance)
+        if (job_state_is_final(j->state) || e->held || e->approval == APPROVAL_WAITING || j->start_pending ||
+            j->instance)
                 return;
         if (j->kind == JOB_PUBLISH && !channel_is_website(m, j->channel) && website_pending(m, e))
                 return; /* re-armed when the website job ends */
@@ -182,6 +234,8 @@ static void job_schedule(Manager *m, Job *j) {
 }
 
 void delivery_schedule_entry(Manager *m, Entry *e) {
+        if (e->approval == APPROVAL_WAITING)
+                pending_preview_write(m, e);
         for (size_t i = 0; i < e->n_jobs; i++)
                 job_schedule(m, &e->jobs[i]);
         if (entry_is_finished(e) && !e->finishing) {
@@ -664,5 +718,46 @@ int delivery_hold(Manager *m, const char *id, bool hold) {
         if (!hold)
                 delivery_schedule_entry(m, e);
         log_full(LOG_NOTICE, 0, id, NULL, "%s by an operator (%d pending job(s))", hold ? "Held" : "Released", n);
+        return n;
+}
+
+int delivery_decide(Manager *m, const char *id, bool approve, const char *user, const char *reason) {
+        Entry *e = queue_find(m->queue, id);
+        int n = 0;
+
+        if (!e)
+                return -ENOENT;
+        if (e->approval != APPROVAL_WAITING)
+                return -EALREADY;
+        e->approval = approve ? APPROVAL_APPROVED : APPROVAL_REJECTED;
+        free(e->approval_by);
+        free(e->approval_reason);
+        e->approval_by = xstrdup(user);
+        e->approval_reason = reason ? xstrdup(reason) : NULL;
+        e->approval_at = clock_now();
+        if (!approve)
+                for (size_t i = 0; i < e->n_jobs; i++) {
+                        Job *j = &e->jobs[i];
+                        if (job_state_is_final(j->state))
+                                continue;
+                        _cleanup_free_ char *en = xasprintf("not approved by %s: %s", user, reason ? reason : "");
+                        _cleanup_free_ char *th = xasprintf("ไม่อนุมัติโดย %s: %s", user, reason ? reason : "");
+                        job_cancel_timer(j);
+                        job_end(m, j, JOB_CANCELLED, en, th);
+                        n++;
+                }
+        queue_mark_dirty(m->queue, e);
+        manager_request_flush(m);
+        _cleanup_free_ char *preview = pending_preview_path(m, e);
+        if (unlink(preview) < 0 && errno != ENOENT)
+                log_full(LOG_WARNING, -errno, id, NULL, "Cannot remove %s: %m", preview);
+        log_full(LOG_NOTICE, 0, id, NULL, "%s by %s%s%s", approve ? "Approved" : "Rejected", user,
+                 reason ? ": " : "", reason ? reason : "");
+        if (approve) {
+                for (size_t i = 0; i < e->n_jobs; i++)
+                        n += !job_state_is_final(e->jobs[i].state);
+                delivery_schedule_entry(m, e);
+        } else if (entry_is_finished(e) && !e->finishing)
+                entry_mark_finishing(m, e);
         return n;
 }

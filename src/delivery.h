@@ -34,3 +34,6 @@ size_t delivery_pending_jobs(Manager *m);
  */
 int delivery_retry(Manager *m, const char *id, const char *channel);
 int delivery_hold(Manager *m, const char *id, bool hold);
+/* The approval gate: approve (jobs start) or reject (jobs cancelled, receipt says why) a waiting entry.
+ * -EALREADY when it is not waiting.  `user` is the Unix user who decided. */
+int delivery_decide(Manager *m, const char *id, bool approve, const char *user, const char *reason);

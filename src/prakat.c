@@ -93,6 +93,8 @@ static const char *entry_summary(const Entry *e) {
 
         if (e->held)
                 return "held";
+        if (e->approval == APPROVAL_WAITING)
+                return "waiting-for-approval";
         for (size_t i = 0; i < e->n_jobs; i++) {
                 JobState s = e->jobs[i].state;
                 sending |= s == JOB_SENDING;
@@ -112,6 +114,8 @@ static json_t *entry_to_json(const Entry *e) {
 
         json_object_set_new(o, "status", json_string(entry_summary(e)));
         json_object_set(o, "held", json_object_get(j, "held"));
+        if (json_object_get(j, "approval"))
+                json_object_set(o, "approval", json_object_get(j, "approval"));
         json_object_set(o, "jobs", json_object_get(j, "jobs"));
         json_decref(j);
         return o;
@@ -303,14 +307,18 @@ static int ask_daemon(const Options *o, const char *command, int argc, char **ar
         int r;
 
         if (argc != 1) {
-                fprintf(stderr, "Usage: prakat %s ID%s\n", command, streq(command, "retry") ? " [--channel NAME]" : "");
+                fprintf(stderr, "Usage: prakat %s ID%s\n", command,
+                        streq(command, "retry")  ? " [--channel NAME]" :
+                        streq(command, "reject") ? " --reason TEXT" :
+                                                   "");
                 return EX_USAGE;
         }
         if ((r = load_config(o, &config)))
                 return r;
         r = control_call(config->runtime_dir,
-                         json_pack("{s:s, s:s, s:s?}", "command", command, "id", argv[0], "channel", o->channel), 10000,
-                         &reply);
+                         json_pack("{s:s, s:s, s:s?, s:s?}", "command", command, "id", argv[0], "channel", o->channel,
+                                   "reason", o->reason),
+                         10000, &reply);
         config_free(config);
         if (r < 0) {
                 fprintf(stderr, "prakat: prakatd is not running (%s), and %s needs it. Start it "
@@ -327,9 +335,11 @@ static int ask_daemon(const Options *o, const char *command, int argc, char **ar
         } else {
                 if (!o->json)
                         printf("%s: %lld งาน / job(s) %s\n", argv[0], json_integer_value(json_object_get(reply, "jobs")),
-                               streq(command, "retry") ? "ส่งใหม่ / will be tried again now" :
-                               streq(command, "hold")  ? "ระงับไว้ / held" :
-                                                         "ปล่อยแล้ว / released");
+                               streq(command, "retry")   ? "ส่งใหม่ / will be tried again now" :
+                               streq(command, "hold")    ? "ระงับไว้ / held" :
+                               streq(command, "approve") ? "อนุมัติแล้ว / approved" :
+                               streq(command, "reject")  ? "ไม่อนุมัติ ยกเลิกแล้ว / rejected, cancelled" :
+                                                           "ปล่อยแล้ว / released");
                 r = EX_OK;
         }
         json_decref(reply);
@@ -346,6 +356,14 @@ static int cmd_hold(const Options *o, int argc, char **argv) {
 
 static int cmd_release(const Options *o, int argc, char **argv) {
         return ask_daemon(o, "release", argc, argv);
+}
+
+static int cmd_approve(const Options *o, int argc, char **argv) {
+        return ask_daemon(o, "approve", argc, argv);
+}
+
+static int cmd_reject(const Options *o, int argc, char **argv) {
+        return ask_daemon(o, "reject", argc, argv);
 }
 
 /* ---- submit and cancel: an atomic drop into incoming/, so they work with the daemon down too ---- */
@@ -442,7 +460,8 @@ static void help(void) {
                "  retry ID [--channel C]   try again now (also a failed or unconfirmed channel)\n"
                "  hold ID / release ID     stop / resume an announcement's pending jobs\n"
                "  cancel ID [--reason TEXT] withdraw it, honestly per channel (drops a Cancel: file)\n"
-               "  submit FILE|FOLDER       drop a file or bundle into incoming/ atomically\n\n"
+               "  submit FILE|FOLDER       drop a file or bundle into incoming/ atomically\n"
+               "  approve ID / reject ID --reason TEXT   the approval gate (require_approval = yes)\n\n"
                "Options:\n"
                "  -c, --config FILE  configuration (default %s)\n"
                "      --json         machine-readable output for list, show and status\n"
@@ -466,6 +485,7 @@ int main(int argc, char **argv) {
                 { "show", cmd_show },
                 { "status", cmd_status },   { "retry", cmd_retry },   { "hold", cmd_hold },
                 { "release", cmd_release }, { "submit", cmd_submit }, { "cancel", cmd_cancel },
+                { "approve", cmd_approve }, { "reject", cmd_reject },
         };
         Options o = { .config = PRAKAT_CONFIG };
         int c;

@@ -19,6 +19,19 @@ static const char *const job_state_thai[_JOB_STATE_MAX] = {
         [JOB_SKIPPED] = "ข้าม (ช่องทางปิดอยู่)", [JOB_CANCELLED] = "ยกเลิกแล้ว",
 };
 
+static const char *const approval_names[] = { "none", "waiting", "approved", "rejected" };
+
+const char *approval_to_string(Approval a) {
+        return a < ELEMENTSOF(approval_names) ? approval_names[a] : "none";
+}
+
+static Approval approval_from_string(const char *s) {
+        for (size_t i = 0; s && i < ELEMENTSOF(approval_names); i++)
+                if (streq(s, approval_names[i]))
+                        return (Approval) i;
+        return APPROVAL_NONE;
+}
+
 const char *job_state_to_string(JobState s) {
         return (unsigned) s < _JOB_STATE_MAX ? job_state_names[s] : "unknown";
 }
@@ -109,6 +122,8 @@ void entry_free(Entry *e) {
         free(e->jobs);
         announcement_free(e->announcement);
         free(e->target);
+        free(e->approval_by);
+        free(e->approval_reason);
         free(e->dir);
         free(e);
 }
@@ -162,6 +177,12 @@ json_t *entry_jobs_to_json(const Entry *e) {
         }
         json_object_set_new(o, "version", json_integer(1));
         json_object_set_new(o, "held", json_boolean(e->held));
+        if (e->approval != APPROVAL_NONE)
+                json_object_set_new(o, "approval",
+                                    json_pack("{s:s, s:o, s:o, s:o}", "state", approval_to_string(e->approval), "by",
+                                              json_string_or_null(e->approval_by), "at",
+                                              json_time_or_null(e->approval_at), "reason",
+                                              json_string_or_null(e->approval_reason)));
         json_object_set_new(o, "target", json_string_or_null(e->target));
         json_object_set_new(o, "source_ino", json_integer((json_int_t) e->source_ino));
         json_object_set_new(o, "source_mtime", json_integer((json_int_t) e->source_mtime));
@@ -181,6 +202,13 @@ static int entry_jobs_from_json(Entry *e, const json_t *o) {
         if (!json_is_array(jobs))
                 return -EINVAL;
         e->held = json_is_true(json_object_get(o, "held"));
+        json_t *ap = json_object_get(o, "approval");
+        if (json_is_object(ap)) {
+                e->approval = approval_from_string(json_string_value(json_object_get(ap, "state")));
+                e->approval_by = json_dup(ap, "by");
+                e->approval_at = json_time_value(json_object_get(ap, "at"));
+                e->approval_reason = json_dup(ap, "reason");
+        }
         e->target = json_dup(o, "target");
         e->source_ino = (uint64_t) json_integer_value(json_object_get(o, "source_ino"));
         e->source_mtime = (uint64_t) json_integer_value(json_object_get(o, "source_mtime"));

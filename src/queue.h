@@ -37,6 +37,14 @@ typedef enum JobKind {
 
 typedef struct Entry Entry;
 
+/* The approval gate (require_approval = yes): nothing of a waiting entry leaves. */
+typedef enum Approval {
+        APPROVAL_NONE,     /* not needed */
+        APPROVAL_WAITING,  /* a preview is in SPOOL/pending/ID.txt */
+        APPROVAL_APPROVED,
+        APPROVAL_REJECTED,
+} Approval;
+
 typedef struct Job {
         Entry *entry;
         char *channel;
@@ -61,6 +69,9 @@ struct Entry {
         Job *jobs;
         size_t n_jobs;
         bool held;
+        Approval approval;
+        char *approval_by, *approval_reason; /* the Unix user who decided, and why (reject) */
+        usec_t approval_at;
         char *target; /* for Cancel: the id withdrawn */
         uint64_t source_ino, source_mtime; /* of the dropped file, to recognise it after a crash */
         bool dirty;
@@ -68,6 +79,7 @@ struct Entry {
         char *dir; /* STATE/queue/ID */
 };
 
+const char *approval_to_string(Approval a);
 const char *job_state_to_string(JobState s);
 const char *job_state_to_thai(JobState s);
 int job_state_from_string(const char *s);

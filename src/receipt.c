@@ -18,6 +18,22 @@ static void villages_text(const Config *c, const Announcement *a, StrBuf *b, boo
         }
 }
 
+static void approval_line(const Entry *e, StrBuf *b, bool thai) {
+        char when[128] = "";
+
+        if (e->approval != APPROVAL_APPROVED && e->approval != APPROVAL_REJECTED)
+                return;
+        if (thai)
+                thaidate_format(e->approval_at, THAIDATE_LONG, when, sizeof when);
+        else
+                thaidate_format_iso(e->approval_at, when, sizeof when);
+        if (e->approval == APPROVAL_APPROVED)
+                strbuf_printf(b, thai ? "อนุมัติโดย: %s เมื่อ %s\n" : "Approved by: %s at %s\n", e->approval_by, when);
+        else
+                strbuf_printf(b, thai ? "ไม่อนุมัติโดย: %s เมื่อ %s เหตุผล: %s\n" : "Rejected by: %s at %s, because: %s\n",
+                              e->approval_by, when, e->approval_reason ? e->approval_reason : "-");
+}
+
 static void job_lines(const Job *j, StrBuf *b, bool thai) {
         char when[128] = "";
 
@@ -68,7 +84,9 @@ char *receipt_format(const Config *c, const Entry *e, usec_t now) {
                 strbuf_printf(&b, "แทนที่ประกาศ: %s\n", a->replaces);
         strbuf_append(&b, "หมู่บ้าน: ");
         villages_text(c, a, &b, true);
-        strbuf_append(&b, "\n\nผลการเผยแพร่แต่ละช่องทาง:\n");
+        strbuf_append(&b, "\n");
+        approval_line(e, &b, true);
+        strbuf_append(&b, "\nผลการเผยแพร่แต่ละช่องทาง:\n");
         for (size_t i = 0; i < e->n_jobs; i++)
                 job_lines(&e->jobs[i], &b, true);
         strbuf_printf(&b, "\nออกใบรับรองเมื่อ %s\n\n----------------------------------------\n\n", made);
@@ -87,7 +105,9 @@ char *receipt_format(const Config *c, const Entry *e, usec_t now) {
                 strbuf_printf(&b, "Replaces: %s\n", a->replaces);
         strbuf_append(&b, "Villages: ");
         villages_text(c, a, &b, false);
-        strbuf_append(&b, "\n\nOutcome per channel:\n");
+        strbuf_append(&b, "\n");
+        approval_line(e, &b, false);
+        strbuf_append(&b, "\nOutcome per channel:\n");
         for (size_t i = 0; i < e->n_jobs; i++)
                 job_lines(&e->jobs[i], &b, false);
         strbuf_printf(&b, "\nReceipt made at %s by prakat.\n", iso_m);
