@@ -51,6 +51,7 @@
 #define DEFAULT_TIMEOUT (30 * SEC)
 #define DEFAULT_HEALTH_INTERVAL (10 * MINUTE)
 #define UNHEALTHY_RECHECK (1 * MINUTE) /* at most this long between checks while something is wrong */
+#define HEALTH_BUSY_RETRY (5 * SEC)    /* every request slot taken: check a little later */
 
 #define RECONCILE_DELAY (1 * SEC)     /* after an unclear answer, before the Page is read */
 #define RECONCILE_PAGES 5             /* pages of recent posts read, newest first */
@@ -1101,6 +1102,7 @@ static void on_health_response(void *userdata, const prakat_http_response *respo
         GraphOutcome o;
 
         fb->health_call = NULL;
+        fb->in_flight--;
         graph_classify(response, &o);
         graph_scrub(o.text, fb->token);
         switch (o.klass) {
@@ -1135,6 +1137,7 @@ static void on_health_response(void *userdata, const prakat_http_response *respo
         bool wrong = fb->auth_failed || fb->health != HEALTH_OK;
         fb_health_arm(fb, wrong && fb->health_interval > UNHEALTHY_RECHECK ? UNHEALTHY_RECHECK
                                                                             : fb->health_interval);
+        fb_pump(fb);
 }
 
 static void on_health_timer(void *userdata) {
@@ -1147,6 +1150,11 @@ static void on_health_timer(void *userdata) {
         prakat_usec_t now = fb_now(fb);
         if (fb->paused_until > now) {
                 fb_health_arm(fb, fb->paused_until - now);
+                return;
+        }
+        /* The check takes a request slot like any job; with every slot busy, the jobs' answers tell. */
+        if (fb->in_flight >= fb->max_in_flight) {
+                fb_health_arm(fb, HEALTH_BUSY_RETRY);
                 return;
         }
         /*
@@ -1170,7 +1178,9 @@ static void on_health_timer(void *userdata) {
         if (r < 0) {
                 fb->health_call = NULL;
                 fb_health_arm(fb, fb->health_interval);
+                return;
         }
+        fb->in_flight++;
 }
 
 static void fb_health_arm(Facebook *fb, prakat_usec_t delay) {
