@@ -310,6 +310,30 @@ static bool is_continuation(unsigned char c) {
         return (c & 0xC0) == 0x80;
 }
 
+/* The code point of a Thai character (U+0E00..U+0E7F) at `s`, or 0. */
+static unsigned thai_at(const char *s) {
+        const unsigned char *u = (const unsigned char *) s;
+        if (u[0] != 0xE0 || (u[1] != 0xB8 && u[1] != 0xB9) || !u[2])
+                return 0;
+        return 0x0E00 | ((unsigned) (u[1] & 0x03) << 6) | (u[2] & 0x3F);
+}
+
+/* A vowel or tone mark that belongs to the consonant before it (above, below, or SARA AM). */
+static bool is_thai_mark(unsigned cp) {
+        return cp == 0x0E31 || cp == 0x0E33 || (cp >= 0x0E34 && cp <= 0x0E3A) || (cp >= 0x0E47 && cp <= 0x0E4E);
+}
+
+/* A vowel written before the consonant it belongs to (เ แ โ ใ ไ). */
+static bool is_thai_leading_vowel(unsigned cp) {
+        return cp >= 0x0E40 && cp <= 0x0E44;
+}
+
+static size_t previous_char(const char *s, size_t i) {
+        while (i > 0 && is_continuation((unsigned char) s[--i]))
+                ;
+        return i;
+}
+
 /*
  * Where to cut `body` so that it keeps at most `max_chars` code points: at a paragraph break if
  * one is in the second half of the allowance, else at a line break, else after a sentence's end
@@ -338,6 +362,11 @@ static size_t body_cut(const char *body, size_t max_chars, bool *ret_cut) {
                         if (memcmp(body + i - blen, breaks[k], blen) == 0)
                                 return i - (breaks[k][0] == '.' ? 1 : blen);
         }
+        /* No break anywhere near: between two characters, but never inside a Thai syllable's letters. */
+        while (limit > 0 && is_thai_mark(thai_at(body + limit)))
+                limit = previous_char(body, limit);
+        while (limit > 0 && is_thai_leading_vowel(thai_at(body + previous_char(body, limit))))
+                limit = previous_char(body, limit);
         return limit;
 }
 

@@ -421,6 +421,15 @@ static void test_message(void **state) {
         assert_true(graph_message_has_marker(m, "https://x.go.th/a/2.html"));
         free(m);
         free(body);
+
+        /* No blank anywhere: cut between characters, never between a consonant and its tone mark. */
+        for (int i = 0; i < 3000; i++)
+                fbbuf_puts(&b, "น้ำ");
+        body = fbbuf_steal(&b, NULL);
+        m = graph_compose_message("T", body, "https://x.go.th/a/3.html", "3");
+        assert_non_null(strstr(m, "น้ำ …\n\n"));
+        free(m);
+        free(body);
 }
 
 static void test_form_and_scrub(void **state) {
