@@ -27,8 +27,8 @@ DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 # libcurl is dlopen()ed by src/http.c on first use (headers from pkg-config, no -lcurl).
 DEP_LIBS   := $(filter-out -lcurl,$(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null))
 # Plugins may use jansson for the platforms' JSON; nothing else of the core's dependencies.
-PLUGIN_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
-PLUGIN_LIBS   := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
+PLUGIN_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libmosquitto 2>/dev/null)
+PLUGIN_LIBS   := $(shell $(PKG_CONFIG) --libs jansson libmosquitto 2>/dev/null)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
