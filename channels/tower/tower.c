@@ -917,7 +917,10 @@ static void log_bad(Tower *t, const char *format, ...) {
                 t->bad_logged = t->bad_suppressed = 0;
         }
         if (t->bad_logged >= TOWER_BAD_LOG_PER_MINUTE) {
-                t->bad_suppressed++;
+                if (t->bad_suppressed++ == 0)
+                        t->host->log(t->host, PRAKAT_LOG_WARNING, NULL,
+                                     "More malformed messages from towers: the rest of this minute's are only "
+                                     "counted.");
                 return;
         }
         t->bad_logged++;
@@ -1937,8 +1940,9 @@ static void tower_withdraw(Tower *t, TowerItem *item, const char *by, bool repla
                 rec->delivered = false;
                 (void) tower_record_apply_ack(rec, TOWER_SLOT_SKIPPED, 0, replaced ? "replaced" : "withdrawn");
                 if (item->on_disk) {
-                        village_touch(t, rec->village, rec);
+                        /* The cancel first, so the tower acks "cancelled", not "removed from the schedule". */
                         queue_announce(t, item, rec);
+                        village_touch(t, rec->village, rec);
                 }
         }
         item->dirty = true;
@@ -1976,8 +1980,8 @@ static void tower_replan(Tower *t, TowerItem *item, const prakat_announcement *a
                 rec->unconfirmed = false;
                 rec->announce_acked = false;
                 rec->delivered = false;
-                village_touch(t, rec->village, rec);
                 queue_announce(t, item, rec);
+                village_touch(t, rec->village, rec);
         }
         item->finished = false;
         free(item->note_sent);
