@@ -45,9 +45,9 @@ static inline int plugin_read_small_file(const char *path, size_t max, char **re
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t) st.st_size > max) {
-                int r = !S_ISREG(st.st_mode) ? -EBADF : -EFBIG;
+        struct stat st = {};
+        int r = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EBADF : (uint64_t) st.st_size > max ? -EFBIG : 0;
+        if (r < 0) {
                 close(fd);
                 return r;
         }
@@ -109,7 +109,7 @@ static inline int plugin_read_secret(const prakat_host *host, const char *token_
         }
 
         char *data = NULL;
-        struct stat st;
+        struct stat st = {};
         int r = plugin_read_small_file(path, PLUGIN_SECRET_MAX, &data, &st);
         if (r < 0) {
                 plugin_error(error, error_size, "cannot read the token file %s: %s%s", path, strerror(-r),

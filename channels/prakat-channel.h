@@ -125,6 +125,12 @@ typedef struct prakat_http_header {
         const char *value;
 } prakat_http_header;
 
+/*
+ * A request with the header "Connection: close" goes out on a fresh HTTP/1.1 connection of its own
+ * that is not reused: for calls that are not idempotent (a Facebook post), where libcurl's silent
+ * re-send over a reused connection that died would publish twice.  Other requests share keep-alive
+ * connections (at most 4 per host).
+ */
 typedef struct prakat_http_request {
         const char *method; /* "GET", "POST", "DELETE", ... */
         const char *url;

@@ -379,7 +379,7 @@ static void job_end(Manager *m, Job *j, JobState state, const char *en, const ch
 /* A retract job needs the announcement it withdraws and that one's record for this channel. */
 static int job_start_retract(Manager *m, Job *j, ChannelInstance *c, JobRun *run) {
         Entry *target = NULL, *loaded = NULL;
-        const Job *tj = NULL;
+        Job *tj = NULL;
         View v;
         int r;
 
@@ -394,6 +394,37 @@ static int job_start_retract(Manager *m, Job *j, ChannelInstance *c, JobRun *run
         for (size_t i = 0; i < target->n_jobs; i++)
                 if (streq(target->jobs[i].channel, j->channel))
                         tj = &target->jobs[i];
+        if (!loaded && tj && !job_state_is_final(tj->state)) {
+                /* The announcement's own job on this channel has not ended: stop it first. */
+                _cleanup_free_ char *en = xasprintf("withdrawn by %s", j->entry->announcement->id);
+                _cleanup_free_ char *th = xasprintf("ถอนโดย %s", j->entry->announcement->id);
+                bool never_tried = tj->state == JOB_SCHEDULED && tj->attempts == 0;
+                if (tj->instance || tj->start_pending) {
+                        prakat_result res = {
+                                .outcome = PRAKAT_OUTCOME_RETRY,
+                                .retry_after = 5 * USEC_PER_SEC,
+                                .message = "the announcement is being sent on this channel right now; "
+                                           "withdrawing it as soon as that ends",
+                                .message_th = "กำลังส่งประกาศนี้ทางช่องทางนี้อยู่ จะถอนทันทีที่ส่งเสร็จ",
+                        };
+                        delivery_job_finished(m, &run->abi, &res);
+                        return 0;
+                }
+                job_cancel_timer(tj);
+                job_end(m, tj, JOB_CANCELLED, en, th);
+                if (entry_is_finished(target) && !target->finishing)
+                        entry_mark_finishing(m, target);
+                if (never_tried) {
+                        prakat_result res = {
+                                .outcome = PRAKAT_OUTCOME_DONE,
+                                .message = "it had not gone out on this channel; its pending send was stopped",
+                                .message_th = "ยังไม่ได้ส่งออกทางช่องทางนี้ จึงหยุดการส่งที่รออยู่",
+                        };
+                        delivery_job_finished(m, &run->abi, &res);
+                        return 0;
+                }
+                /* Tried before (it may have gone out): its retries stop, and the plugin withdraws what it can. */
+        }
         run->abi.remote_id = tj ? tj->remote_id : NULL;
         view_build(m, target, &v);
         r = c->plugin->retract(c->instance, &run->abi, &v.a, j->entry->announcement->body);
@@ -627,6 +658,22 @@ void delivery_stop(Manager *m) {
                 Entry *e = queue_entry(m->queue, i);
                 for (size_t k = 0; k < e->n_jobs; k++)
                         job_cancel_timer(&e->jobs[k]);
+        }
+}
+
+void delivery_abandon_in_flight(Manager *m) {
+        for (size_t i = 0; i < queue_size(m->queue); i++) {
+                Entry *e = queue_entry(m->queue, i);
+                for (size_t k = 0; k < e->n_jobs; k++) {
+                        JobRun *run = e->jobs[k].instance;
+                        if (!run)
+                                continue;
+                        /* Stays "sending" on disk: the plugin is told it was interrupted after the restart. */
+                        e->jobs[k].instance = NULL;
+                        m->in_flight--;
+                        channel_instance_unref(run->instance);
+                        free(run);
+                }
         }
 }
 

@@ -19,6 +19,9 @@ void delivery_schedule_entry(Manager *m, Entry *e);
 void delivery_after_flush(Manager *m);
 /* The plugin's host->job_finish(). */
 void delivery_job_finished(Manager *m, prakat_job *job, const prakat_result *result);
+/* At exit, after the stop grace ran out: drops the core's hold on plugins still sending, so that every
+ * plugin's destroy() runs (and cancels its calls and timers).  The jobs stay "sending" on disk. */
+void delivery_abandon_in_flight(Manager *m);
 /* A plugin's progress note for a job in flight; saved with the next flush. */
 void delivery_job_note(Manager *m, prakat_job *job, const char *message, const char *message_th);
 /* Exponential back-off with jitter within [retry_min, retry_max]. */

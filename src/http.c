@@ -344,9 +344,12 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
         call->done = done;
         call->userdata = userdata;
         call->max_response = req->max_response ? req->max_response : 1024 * 1024;
+        bool own_connection = false;
         for (size_t i = 0; i < req->n_headers; i++) {
                 _cleanup_free_ char *h = xasprintf("%s: %s", req->headers[i].name, req->headers[i].value);
                 call->request_headers = curl.slist_append(call->request_headers, h);
+                own_connection = own_connection || (strcasecmp(req->headers[i].name, "Connection") == 0 &&
+                                                    strcasecmp(req->headers[i].value, "close") == 0);
         }
         /* No "Expect: 100-continue" round trip for small bodies. */
         call->request_headers = curl.slist_append(call->request_headers, "Expect:");
@@ -365,6 +368,16 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
         curl.easy_setopt(easy, CURLOPT_HEADERDATA, call);
         curl.easy_setopt(easy, CURLOPT_PRIVATE, call);
         curl.easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+        if (own_connection) {
+                /*
+                 * libcurl re-sends a request by itself when a reused connection dies before any answer;
+                 * for a call that is not idempotent that is a duplicate.  A fresh HTTP/1.1 connection of
+                 * its own, closed afterwards, leaves nothing to retry on (HTTP/2 would multiplex it).
+                 */
+                curl.easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+                curl.easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+                curl.easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+        }
         if (streq(req->method, "HEAD"))
                 curl.easy_setopt(easy, CURLOPT_NOBODY, 1L);
         if (req->body) {

@@ -248,8 +248,10 @@ void manager_free(Manager *m) {
                 return;
         control_free(m->control);
         spool_free(m->spool);
-        if (m->queue)
+        if (m->queue) {
                 delivery_stop(m);
+                delivery_abandon_in_flight(m);
+        }
         /* Plugins first: they may still hold HTTP calls and timers. */
         manager_free_channels(m);
         queue_free(m->queue);

@@ -30,11 +30,7 @@
  */
 #include "facebook.h"
 
-/* plugin-util.h's plugin_read_secret() reads st.st_mode that GCC cannot prove set once inlined. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "plugin-util.h"
-#pragma GCC diagnostic pop
 
 #include <errno.h>
 #include <stdarg.h>

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "line-plugin-util.h"
+#include "plugin-util.h"
 
 #define KEY_MAGIC "prakat-line-key 1"
 #define KEY_FILE_MAX 4096

@@ -52,7 +52,7 @@
 #include "line-message.h"
 #include "line-state.h"
 #include "line-text.h"
-#include "line-plugin-util.h"
+#include "plugin-util.h"
 
 #define LINE_VERSION "1.0"
 #define USEC_PER_SEC 1000000ULL

@@ -266,11 +266,24 @@ def cli():
     S.case("cli: submit, hold/release, retry (unknown id 66, nothing to retry, unknown channel 65), "
            "cancel --reason", submit_hold_release_retry_cancel)
 
+    def cancel_before_it_goes_out():
+        lid = [e["id"] for e in env.list_json(all=False) if e["title"] == "ประกาศรับสมัครงาน"][0]
+        rc, out, err = env.cli("cancel", lid, "--reason", "ยกเลิกการรับสมัคร")
+        check(rc == 0, "cancel exited %d: %s %s" % (rc, out, err))
+        wait_for(lambda: env.show_json(lid).get("status") != "waiting", what="the future announcement ended")
+        job = env.show_json(lid)["jobs"][0]
+        check(job["state"] == "cancelled", "its website job is %r, not cancelled" % job["state"])
+        check(not os.path.exists(env.article(lid)), "a page was written for an announcement cancelled before it")
+        wait_for(lambda: any("it had not gone out on this channel" in r[3] for r in env.receipts()),
+                 what="the withdrawal's receipt saying nothing had gone out")
+    S.case("cli: cancel of an announcement still waiting for its time stops it; nothing is published",
+           cancel_before_it_goes_out)
+
     def works_when_down():
         d.stop()
         entries = env.list_json()
-        check(len(entries) == 4, "list --all --json with the daemon down: %d entries (expected good, submitted, "
-              "later, the cancellation)" % len(entries))
+        check(len(entries) == 5, "list --all --json with the daemon down: %d entries (expected good, submitted, "
+              "later and the two cancellations)" % len(entries))
         rc, out, err = env.cli("status")
         check(rc == 69 and "not running" in out, "status with the daemon down: %d %r %r" % (rc, out, err))
         rc, out, err = env.cli("hold", "20991231-00000000")
