@@ -11,6 +11,8 @@
  *  - plugin_write_file_durable(): a small state file written whole (temporary, fsync, rename,
  *    fsync of the folder), for what a plugin must remember across restarts.
  *  - plugin_read_small_file(): the other way round.
+ *  - PluginConfigError, plugin_config_fail(), plugin_set_string(), plugin_parse_duration(): what
+ *    every configure() needs to report an error with its line and read the usual values.
  */
 #ifndef PRAKAT_PLUGIN_UTIL_H
 #define PRAKAT_PLUGIN_UTIL_H
@@ -30,6 +32,66 @@
 #include "prakat-channel.h"
 
 #define PLUGIN_SECRET_MAX 8192
+#define PLUGIN_USEC_PER_SEC ((prakat_usec_t) 1000000ULL)
+
+/* Where configure() reports: the caller's error buffer and error line. */
+typedef struct PluginConfigError {
+        char *text;
+        size_t size;
+        unsigned *line;
+} PluginConfigError;
+
+/* Writes the reason and the line of the offending entry; returns -EINVAL for configure() to return. */
+static inline int plugin_config_fail(PluginConfigError *e, unsigned line, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+static inline int plugin_config_fail(PluginConfigError *e, unsigned line, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        if (e->text && e->size > 0)
+                vsnprintf(e->text, e->size, format, ap);
+        va_end(ap);
+        if (e->line)
+                *e->line = line;
+        return -EINVAL;
+}
+
+/* Replaces *slot with a copy of value. */
+static inline int plugin_set_string(char **slot, const char *value) {
+        char *copy = strdup(value);
+        if (!copy)
+                return -ENOMEM;
+        free(*slot);
+        *slot = copy;
+        return 0;
+}
+
+/* "30s", "10m", "1.5h", "500ms", "1d" (also "sec", "min"); a bare number is seconds. */
+static inline int plugin_parse_duration(const char *s, prakat_usec_t *ret) {
+        static const struct {
+                const char *suffix;
+                prakat_usec_t factor;
+        } units[] = {
+                { "", PLUGIN_USEC_PER_SEC },       { "s", PLUGIN_USEC_PER_SEC },       { "sec", PLUGIN_USEC_PER_SEC },
+                { "ms", 1000 },                    { "m", 60 * PLUGIN_USEC_PER_SEC },  { "min", 60 * PLUGIN_USEC_PER_SEC },
+                { "h", 3600 * PLUGIN_USEC_PER_SEC }, { "d", 86400 * PLUGIN_USEC_PER_SEC },
+        };
+        char *end;
+        errno = 0;
+        double v = strtod(s, &end);
+        if (errno || end == s || !(v >= 0 && v < 1e9) || s[0] == '-' || s[0] == '+')
+                return -EINVAL;
+        while (*end == ' ')
+                end++;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+                if (strcmp(end, units[i].suffix) == 0) {
+                        double u = v * (double) units[i].factor;
+                        if (u > 1e17)
+                                return -ERANGE;
+                        *ret = (prakat_usec_t) u;
+                        return 0;
+                }
+        return -EINVAL;
+}
 
 static inline void plugin_error(char *error, size_t size, const char *format, ...)
         __attribute__((format(printf, 3, 4)));

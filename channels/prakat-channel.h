@@ -269,6 +269,26 @@ typedef struct prakat_channel_plugin {
         void (*destroy)(void *instance);
 } prakat_channel_plugin;
 
+/*
+ * Defines and exports a plugin whose entry points are PREFIX_configure, PREFIX_publish,
+ * PREFIX_retract, PREFIX_health and PREFIX_destroy, e.g. PRAKAT_CHANNEL_DEFINE(website, "website",
+ * "1.0").  The header names both the type and the symbol "prakat_channel_plugin", and C does not let
+ * a variable share its type's typedef name, so the symbol gets that name by an asm label.
+ */
+#define PRAKAT_CHANNEL_DEFINE(prefix, plugin_name, plugin_version)                                          \
+        __attribute__((visibility("default"))) const struct prakat_channel_plugin prefix##_plugin __asm__( \
+                PRAKAT_CHANNEL_SYMBOL) = {                                                                  \
+                .abi_version = PRAKAT_CHANNEL_ABI_VERSION,                                                  \
+                .struct_size = sizeof(struct prakat_channel_plugin),                                        \
+                .name = plugin_name,                                                                        \
+                .version = plugin_version,                                                                  \
+                .configure = prefix##_configure,                                                            \
+                .publish = prefix##_publish,                                                                \
+                .retract = prefix##_retract,                                                                \
+                .health = prefix##_health,                                                                  \
+                .destroy = prefix##_destroy,                                                                \
+        }
+
 #ifdef __cplusplus
 }
 #endif

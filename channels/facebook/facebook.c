@@ -1189,51 +1189,6 @@ static void fb_health_arm(Facebook *fb, prakat_usec_t delay) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Configuration */
 
-typedef struct ConfigError {
-        char *text;
-        size_t size;
-        unsigned *line;
-} ConfigError;
-
-__attribute__((format(printf, 3, 4))) static int config_fail(ConfigError *e, unsigned line, const char *format,
-                                                             ...) {
-        va_list ap;
-        va_start(ap, format);
-        if (e->text && e->size > 0)
-                vsnprintf(e->text, e->size, format, ap);
-        va_end(ap);
-        if (e->line)
-                *e->line = line;
-        return -EINVAL;
-}
-
-/* "30s", "10m", "1h", "500ms", "1d"; a bare number is seconds. */
-static int parse_duration(const char *s, prakat_usec_t *ret) {
-        char *end = NULL;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s || s[0] == '-')
-                return -EINVAL;
-        while (*end == ' ')
-                end++;
-        prakat_usec_t unit;
-        if (!*end || !strcmp(end, "s") || !strcmp(end, "sec"))
-                unit = SEC;
-        else if (!strcmp(end, "ms"))
-                unit = 1000;
-        else if (!strcmp(end, "m") || !strcmp(end, "min"))
-                unit = MINUTE;
-        else if (!strcmp(end, "h"))
-                unit = 60 * MINUTE;
-        else if (!strcmp(end, "d"))
-                unit = 24 * 60 * MINUTE;
-        else
-                return -EINVAL;
-        if (v > UINT64_MAX / unit)
-                return -ERANGE;
-        *ret = v * unit;
-        return 0;
-}
 
 static bool is_digits(const char *s) {
         if (!*s)
@@ -1245,16 +1200,16 @@ static bool is_digits(const char *s) {
 }
 
 /* https://host/.../vNN.N; plain http only to this machine (tests, a local proxy). */
-static int check_api_base(Facebook *fb, const char *value, ConfigError *err, unsigned line) {
+static int check_api_base(Facebook *fb, const char *value, PluginConfigError *err, unsigned line) {
         const char *rest = strncmp(value, "https://", 8) == 0 ? value + 8
                            : strncmp(value, "http://", 7) == 0 ? value + 7
                                                                : NULL;
         if (!rest || !*rest || *rest == '/')
-                return config_fail(err, line, "api_base must be an https:// URL, e.g. %s (got '%s')",
+                return plugin_config_fail(err, line, "api_base must be an https:// URL, e.g. %s (got '%s')",
                                    DEFAULT_API_BASE, value);
         for (const char *p = value; *p; p++)
                 if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f || strchr("\"'<>\\^`{|}#?", *p))
-                        return config_fail(err, line, "api_base must be a plain URL without spaces, quotes, '?' "
+                        return plugin_config_fail(err, line, "api_base must be a plain URL without spaces, quotes, '?' "
                                                       "or '#' (got '%s')",
                                            value);
         if (rest == value + 7) {
@@ -1263,14 +1218,14 @@ static int check_api_base(Facebook *fb, const char *value, ConfigError *err, uns
                              (hlen >= 9 && strncmp(rest, "localhost", 9) == 0 && (hlen == 9 || rest[9] == ':')) ||
                              (hlen >= 5 && strncmp(rest, "[::1]", 5) == 0);
                 if (!local)
-                        return config_fail(err, line,
+                        return plugin_config_fail(err, line,
                                            "api_base must use https:// (plain http:// is allowed only to this "
                                            "machine, for tests), got '%s'",
                                            value);
         }
         char *base = strdup(value);
         if (!base)
-                return config_fail(err, line, "out of memory");
+                return plugin_config_fail(err, line, "out of memory");
         size_t n = strlen(base);
         while (n > 0 && base[n - 1] == '/')
                 base[--n] = 0;
@@ -1282,7 +1237,7 @@ static int check_api_base(Facebook *fb, const char *value, ConfigError *err, uns
                 ok = (*p >= '0' && *p <= '9') || *p == '.';
         if (!ok) {
                 free(base);
-                return config_fail(err, line,
+                return plugin_config_fail(err, line,
                                    "api_base must end with the Graph API version, e.g. %s (got '%s')",
                                    DEFAULT_API_BASE, value);
         }
@@ -1290,25 +1245,20 @@ static int check_api_base(Facebook *fb, const char *value, ConfigError *err, uns
         free(fb->version);
         fb->api_base = base;
         fb->version = strdup(version);
-        return fb->version ? 0 : config_fail(err, line, "out of memory");
+        return fb->version ? 0 : plugin_config_fail(err, line, "out of memory");
 }
 
-static int set_string(char **slot, const char *value, ConfigError *err, unsigned line) {
-        char *copy = strdup(value);
-        if (!copy)
-                return config_fail(err, line, "out of memory");
-        free(*slot);
-        *slot = copy;
-        return 0;
+static int set_string(char **slot, const char *value, PluginConfigError *err, unsigned line) {
+        return plugin_set_string(slot, value) < 0 ? plugin_config_fail(err, line, "out of memory") : 0;
 }
 
-static int apply_entry(Facebook *fb, const prakat_config_entry *e, ConfigError *err, unsigned *token_line) {
+static int apply_entry(Facebook *fb, const prakat_config_entry *e, PluginConfigError *err, unsigned *token_line) {
         const char *key = e->key, *value = e->value ? e->value : "";
         prakat_usec_t d;
 
         if (strcmp(key, "page_id") == 0) {
                 if (!is_digits(value) || strlen(value) > 32)
-                        return config_fail(err, e->line,
+                        return plugin_config_fail(err, e->line,
                                            "page_id must be the Page's numeric id (Page settings → About → Page "
                                            "ID), not '%s'",
                                            value);
@@ -1316,9 +1266,9 @@ static int apply_entry(Facebook *fb, const prakat_config_entry *e, ConfigError *
         }
         if (strcmp(key, "token_file") == 0 || strcmp(key, "token_credential") == 0) {
                 if (!*value)
-                        return config_fail(err, e->line, "%s is empty", key);
+                        return plugin_config_fail(err, e->line, "%s is empty", key);
                 if (*token_line)
-                        return config_fail(err, e->line,
+                        return plugin_config_fail(err, e->line,
                                            "set only one of token_file and token_credential (the other is on line %u)",
                                            *token_line);
                 *token_line = e->line;
@@ -1331,45 +1281,45 @@ static int apply_entry(Facebook *fb, const prakat_config_entry *e, ConfigError *
                 char *end = NULL;
                 unsigned long v = strtoul(value, &end, 10);
                 if (!is_digits(value) || v < 1 || v > 32)
-                        return config_fail(err, e->line, "max_in_flight must be a whole number from 1 to 32, not '%s'",
+                        return plugin_config_fail(err, e->line, "max_in_flight must be a whole number from 1 to 32, not '%s'",
                                            value);
                 fb->max_in_flight = (unsigned) v;
                 return 0;
         }
         if (strcmp(key, "timeout") == 0) {
-                if (parse_duration(value, &d) < 0 || d < SEC || d > 10 * MINUTE)
-                        return config_fail(err, e->line,
+                if (plugin_parse_duration(value, &d) < 0 || d < SEC || d > 10 * MINUTE)
+                        return plugin_config_fail(err, e->line,
                                            "timeout must be a duration from 1s to 10m, e.g. 30s, not '%s'", value);
                 fb->timeout_ms = (unsigned) (d / 1000);
                 return 0;
         }
         if (strcmp(key, "health_interval") == 0) {
-                if (parse_duration(value, &d) < 0 || d < SEC || d > 24 * 60 * MINUTE)
-                        return config_fail(err, e->line,
+                if (plugin_parse_duration(value, &d) < 0 || d < SEC || d > 24 * 60 * MINUTE)
+                        return plugin_config_fail(err, e->line,
                                            "health_interval must be a duration from 1s to 1d, e.g. 10m, not '%s'",
                                            value);
                 fb->health_interval = d;
                 return 0;
         }
-        return config_fail(err, e->line, "unknown key '%s' (known keys: " KNOWN_KEYS ")", key);
+        return plugin_config_fail(err, e->line, "unknown key '%s' (known keys: " KNOWN_KEYS ")", key);
 }
 
-static int parse_config(Facebook *fb, const prakat_config_entry *entries, size_t n, ConfigError *err) {
+static int parse_config(Facebook *fb, const prakat_config_entry *entries, size_t n, PluginConfigError *err) {
         unsigned token_line = 0;
         for (size_t i = 0; i < n; i++) {
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(entries[i].key, entries[j].key) == 0)
-                                return config_fail(err, entries[i].line, "'%s' is set twice (first on line %u)",
+                                return plugin_config_fail(err, entries[i].line, "'%s' is set twice (first on line %u)",
                                                    entries[i].key, entries[j].line);
                 int r = apply_entry(fb, &entries[i], err, &token_line);
                 if (r < 0)
                         return r;
         }
         if (!fb->page_id)
-                return config_fail(err, 0, "missing required key 'page_id' (the Page's numeric id, e.g. page_id = "
+                return plugin_config_fail(err, 0, "missing required key 'page_id' (the Page's numeric id, e.g. page_id = "
                                            "123456789)");
         if (!fb->token_file && !fb->token_credential)
-                return config_fail(err, 0, "missing token: set token_file = /etc/prakat/%s.token (mode 0600, the "
+                return plugin_config_fail(err, 0, "missing token: set token_file = /etc/prakat/%s.token (mode 0600, the "
                                            "Page access token alone) or token_credential = NAME",
                                    fb->host->channel);
         if (!fb->api_base && check_api_base(fb, DEFAULT_API_BASE, err, 0) < 0)
@@ -1378,7 +1328,7 @@ static int parse_config(Facebook *fb, const prakat_config_entry *entries, size_t
         int r = plugin_read_secret(fb->host, fb->token_file, fb->token_credential, &fb->token, reason,
                                    sizeof reason);
         if (r < 0)
-                return config_fail(err, token_line, "%s", reason);
+                return plugin_config_fail(err, token_line, "%s", reason);
         return 0;
 }
 
@@ -1404,10 +1354,10 @@ static void facebook_free(Facebook *fb) {
 
 static int facebook_configure(const prakat_host *host, const prakat_config_entry *entries, size_t n_entries,
                               void **ret_instance, char *error, size_t error_size, unsigned *ret_error_line) {
-        ConfigError err = { .text = error, .size = error_size, .line = ret_error_line };
+        PluginConfigError err = { .text = error, .size = error_size, .line = ret_error_line };
         Facebook *fb = calloc(1, sizeof(Facebook));
         if (!fb)
-                return config_fail(&err, 0, "out of memory");
+                return plugin_config_fail(&err, 0, "out of memory");
         fb->host = host;
         fb->max_in_flight = DEFAULT_MAX_IN_FLIGHT;
         fb->timeout_ms = (unsigned) (DEFAULT_TIMEOUT / 1000);
@@ -1415,7 +1365,7 @@ static int facebook_configure(const prakat_host *host, const prakat_config_entry
 
         int r = parse_config(fb, entries, n_entries, &err);
         if (r == 0 && (r = store_init(host->state_dir)) < 0)
-                r = config_fail(&err, 0, "cannot create the state folders in %s: %s", host->state_dir, strerror(-r));
+                r = plugin_config_fail(&err, 0, "cannot create the state folders in %s: %s", host->state_dir, strerror(-r));
         if (r < 0) {
                 facebook_free(fb);
                 return r;
@@ -1543,19 +1493,4 @@ static void facebook_destroy(void *instance) {
         facebook_free(instance);
 }
 
-/*
- * The header names both the type and the exported symbol "prakat_channel_plugin"; C does not
- * allow a variable to share its type's typedef name, so the symbol gets that name by asm label.
- */
-__attribute__((visibility("default"))) const struct prakat_channel_plugin facebook_plugin __asm__(
-        PRAKAT_CHANNEL_SYMBOL) = {
-        .abi_version = PRAKAT_CHANNEL_ABI_VERSION,
-        .struct_size = sizeof(struct prakat_channel_plugin),
-        .name = "facebook",
-        .version = FACEBOOK_VERSION,
-        .configure = facebook_configure,
-        .publish = facebook_publish,
-        .retract = facebook_retract,
-        .health = facebook_health,
-        .destroy = facebook_destroy,
-};
+PRAKAT_CHANNEL_DEFINE(facebook, "facebook", FACEBOOK_VERSION);

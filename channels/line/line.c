@@ -220,33 +220,6 @@ static const char *format_span(prakat_usec_t usec, char buf[static 32]) {
         return buf;
 }
 
-static int parse_duration(const char *s, prakat_usec_t *ret) {
-        static const struct {
-                const char *suffix;
-                prakat_usec_t factor;
-        } units[] = {
-                { "", USEC_PER_SEC },   { "s", USEC_PER_SEC },    { "sec", USEC_PER_SEC }, { "ms", 1000 },
-                { "m", USEC_PER_MIN },  { "min", USEC_PER_MIN },  { "h", USEC_PER_HOUR },
-                { "d", 24 * USEC_PER_HOUR },
-        };
-        char *end;
-        errno = 0;
-        double v = strtod(s, &end);
-        if (errno || end == s || !(v >= 0 && v < 1e9) || s[0] == '-' || s[0] == '+')
-                return -EINVAL;
-        while (*end == ' ')
-                end++;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-                if (strcmp(end, units[i].suffix) == 0) {
-                        double u = v * (double) units[i].factor;
-                        if (u > 1e17)
-                                return -ERANGE;
-                        *ret = (prakat_usec_t) u;
-                        return 0;
-                }
-        return -EINVAL;
-}
-
 static int parse_unsigned(const char *s, unsigned long long max, unsigned long long *ret) {
         char *end;
         if (!s[0] || s[0] < '0' || s[0] > '9')
@@ -1417,51 +1390,26 @@ static int line_retract(void *instance, prakat_job *job, const prakat_announceme
 /* ------------------------------------------------------------------------------------------------ */
 /* Configuration */
 
-typedef struct ConfigError {
-        char *text;
-        size_t size;
-        unsigned *line;
-} ConfigError;
 
-__attribute__((format(printf, 3, 4))) static int config_fail(ConfigError *e, unsigned line, const char *format,
-                                                             ...) {
-        va_list ap;
-        va_start(ap, format);
-        if (e->text && e->size > 0)
-                vsnprintf(e->text, e->size, format, ap);
-        va_end(ap);
-        if (e->line)
-                *e->line = line;
-        return -EINVAL;
-}
 
-static int set_string(char **slot, const char *value) {
-        char *copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*slot);
-        *slot = copy;
-        return 0;
-}
-
-static int config_duration(ConfigError *err, const prakat_config_entry *e, prakat_usec_t min, prakat_usec_t *ret) {
-        if (parse_duration(e->value, ret) < 0)
-                return config_fail(err, e->line, "%s = %s is not a duration; write for example 30s, 10m or 24h",
+static int config_duration(PluginConfigError *err, const prakat_config_entry *e, prakat_usec_t min, prakat_usec_t *ret) {
+        if (plugin_parse_duration(e->value, ret) < 0)
+                return plugin_config_fail(err, e->line, "%s = %s is not a duration; write for example 30s, 10m or 24h",
                                    e->key, e->value);
         if (*ret < min)
-                return config_fail(err, e->line, "%s = %s is too short", e->key, e->value);
+                return plugin_config_fail(err, e->line, "%s = %s is too short", e->key, e->value);
         return 0;
 }
 
-static int config_audience(Line *l, ConfigError *err, const prakat_config_entry *e) {
+static int config_audience(Line *l, PluginConfigError *err, const prakat_config_entry *e) {
         unsigned long long village, id;
 
         if (parse_unsigned(e->key + strlen("audience."), 9999, &village) < 0 || village == 0)
-                return config_fail(err, e->line,
+                return plugin_config_fail(err, e->line,
                                    "'%s': write audience.N with N the village number, e.g. audience.3 = 4389303728991",
                                    e->key);
         if (parse_unsigned(e->value, (unsigned long long) INT64_MAX, &id) < 0 || id == 0)
-                return config_fail(err, e->line,
+                return plugin_config_fail(err, e->line,
                                    "%s = %s is not an audience group id (the number LINE gave the audience, e.g. "
                                    "4389303728991)", e->key, e->value);
         Audience *p = realloc(l->audiences, (l->n_audiences + 1) * sizeof(Audience));
@@ -1472,21 +1420,21 @@ static int config_audience(Line *l, ConfigError *err, const prakat_config_entry 
         return 0;
 }
 
-static int config_apply(Line *l, ConfigError *err, const prakat_config_entry *e, unsigned *token_line) {
+static int config_apply(Line *l, PluginConfigError *err, const prakat_config_entry *e, unsigned *token_line) {
         const char *k = e->key, *v = e->value;
         unsigned long long n;
 
         if (!strcmp(k, "token_file") || !strcmp(k, "token_credential")) {
                 *token_line = e->line;
                 if (!*v)
-                        return config_fail(err, e->line, "%s is empty", k);
-                return set_string(!strcmp(k, "token_file") ? &l->token_file : &l->token_credential, v);
+                        return plugin_config_fail(err, e->line, "%s is empty", k);
+                return plugin_set_string(!strcmp(k, "token_file") ? &l->token_file : &l->token_credential, v);
         }
         if (!strcmp(k, "api_base")) {
                 if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
-                        return config_fail(err, e->line, "api_base = %s must start with https:// (or http:// for a "
+                        return plugin_config_fail(err, e->line, "api_base = %s must start with https:// (or http:// for a "
                                            "local test server)", v);
-                int r = set_string(&l->api_base, v);
+                int r = plugin_set_string(&l->api_base, v);
                 size_t len = l->api_base ? strlen(l->api_base) : 0;
                 while (r == 0 && len > 8 && l->api_base[len - 1] == '/')
                         l->api_base[--len] = 0;
@@ -1498,7 +1446,7 @@ static int config_apply(Line *l, ConfigError *err, const prakat_config_entry *e,
                 else if (!strcmp(v, "narrowcast"))
                         l->everyone = LINE_ENDPOINT_NARROWCAST;
                 else
-                        return config_fail(err, e->line, "mode = %s: write broadcast or narrowcast", v);
+                        return plugin_config_fail(err, e->line, "mode = %s: write broadcast or narrowcast", v);
                 return 0;
         }
         if (!strcmp(k, "style")) {
@@ -1507,13 +1455,13 @@ static int config_apply(Line *l, ConfigError *err, const prakat_config_entry *e,
                 else if (!strcmp(v, "text"))
                         l->style = LINE_STYLE_TEXT;
                 else
-                        return config_fail(err, e->line, "style = %s: write flex (a card) or text", v);
+                        return plugin_config_fail(err, e->line, "style = %s: write flex (a card) or text", v);
                 return 0;
         }
         if (!strcmp(k, "rate_per_hour") || !strcmp(k, "max_in_flight")) {
                 bool rate = !strcmp(k, "rate_per_hour");
                 if (parse_unsigned(v, rate ? 3600 : 64, &n) < 0 || n == 0)
-                        return config_fail(err, e->line, "%s = %s: write a whole number from 1 to %u%s", k, v,
+                        return plugin_config_fail(err, e->line, "%s = %s: write a whole number from 1 to %u%s", k, v,
                                            rate ? 3600 : 64, rate ? " (LINE allows 60)" : "");
                 *(rate ? &l->rate_per_hour : &l->max_in_flight) = (unsigned) n;
                 return 0;
@@ -1521,7 +1469,7 @@ static int config_apply(Line *l, ConfigError *err, const prakat_config_entry *e,
         if (!strcmp(k, "timeout")) {
                 int r = config_duration(err, e, 100000, &l->timeout);
                 if (r == 0 && l->timeout > 600 * USEC_PER_SEC)
-                        return config_fail(err, e->line, "timeout = %s is longer than 10 minutes", v);
+                        return plugin_config_fail(err, e->line, "timeout = %s is longer than 10 minutes", v);
                 return r;
         }
         if (!strcmp(k, "health_interval"))
@@ -1529,7 +1477,7 @@ static int config_apply(Line *l, ConfigError *err, const prakat_config_entry *e,
         if (!strcmp(k, "unconfirmed_after")) {
                 int r = config_duration(err, e, USEC_PER_SEC, &l->unconfirmed_after);
                 if (r == 0 && l->unconfirmed_after > DEFAULT_UNCONFIRMED_AFTER)
-                        return config_fail(err, e->line, "unconfirmed_after = %s is longer than the 24 hours LINE "
+                        return plugin_config_fail(err, e->line, "unconfirmed_after = %s is longer than the 24 hours LINE "
                                            "keeps a retry key; a later retry could send twice", v);
                 return r;
         }
@@ -1537,35 +1485,35 @@ static int config_apply(Line *l, ConfigError *err, const prakat_config_entry *e,
                 for (size_t i = 0; i < l->n_audiences; i++) {
                         unsigned long long village;
                         if (parse_unsigned(k + 9, 9999, &village) == 0 && l->audiences[i].village == village)
-                                return config_fail(err, e->line, "village %llu has two audiences", village);
+                                return plugin_config_fail(err, e->line, "village %llu has two audiences", village);
                 }
                 return config_audience(l, err, e);
         }
-        return config_fail(err, e->line, "unknown key '%s' in a LINE channel (known: %s)", k, KNOWN_KEYS);
+        return plugin_config_fail(err, e->line, "unknown key '%s' in a LINE channel (known: %s)", k, KNOWN_KEYS);
 }
 
-static int config_parse(Line *l, const prakat_config_entry *entries, size_t n, ConfigError *err) {
+static int config_parse(Line *l, const prakat_config_entry *entries, size_t n, PluginConfigError *err) {
         unsigned token_line = 0;
 
         for (size_t i = 0; i < n; i++) {
                 int r = config_apply(l, err, &entries[i], &token_line);
                 if (r == -ENOMEM)
-                        return config_fail(err, entries[i].line, "out of memory");
+                        return plugin_config_fail(err, entries[i].line, "out of memory");
                 if (r < 0)
                         return r;
         }
         if (l->token_file && l->token_credential)
-                return config_fail(err, token_line, "set token_file or token_credential, not both");
+                return plugin_config_fail(err, token_line, "set token_file or token_credential, not both");
         if (!l->token_file && !l->token_credential)
-                return config_fail(err, 0, "missing required key token_file (e.g. token_file = /etc/prakat/%s.token, "
+                return plugin_config_fail(err, 0, "missing required key token_file (e.g. token_file = /etc/prakat/%s.token, "
                                    "mode 0600) or token_credential (a systemd credential name)", l->host->channel);
-        if (!l->api_base && set_string(&l->api_base, DEFAULT_API_BASE) < 0)
-                return config_fail(err, 0, "out of memory");
+        if (!l->api_base && plugin_set_string(&l->api_base, DEFAULT_API_BASE) < 0)
+                return plugin_config_fail(err, 0, "out of memory");
 
         char error[512];
         int r = plugin_read_secret(l->host, l->token_file, l->token_credential, &l->token, error, sizeof error);
         if (r < 0)
-                return config_fail(err, token_line, "%s", error);
+                return plugin_config_fail(err, token_line, "%s", error);
         return 0;
 }
 
@@ -1618,12 +1566,12 @@ static void line_free(Line *l) {
 
 static int line_configure(const prakat_host *host, const prakat_config_entry *entries, size_t n_entries,
                           void **ret_instance, char *error, size_t error_size, unsigned *ret_error_line) {
-        ConfigError err = { .text = error, .size = error_size, .line = ret_error_line };
+        PluginConfigError err = { .text = error, .size = error_size, .line = ret_error_line };
         Line *l = calloc(1, sizeof(Line));
         int r;
 
         if (!l)
-                return config_fail(&err, 0, "out of memory");
+                return plugin_config_fail(&err, 0, "out of memory");
         *l = (Line) {
                 .host = host,
                 .everyone = LINE_ENDPOINT_BROADCAST,
@@ -1640,11 +1588,11 @@ static int line_configure(const prakat_host *host, const prakat_config_entry *en
         r = config_parse(l, entries, n_entries, &err);
         if (r == 0 && (asprintf(&l->keys_dir, "%s/keys", host->state_dir) < 0 ||
                        asprintf(&l->window_path, "%s/sends", host->state_dir) < 0))
-                r = config_fail(&err, 0, "out of memory");
+                r = plugin_config_fail(&err, 0, "out of memory");
         if (r == 0 && mkdir(l->keys_dir, 0700) < 0 && errno != EEXIST)
-                r = config_fail(&err, 0, "cannot create %s: %s", l->keys_dir, strerror(errno));
+                r = plugin_config_fail(&err, 0, "cannot create %s: %s", l->keys_dir, strerror(errno));
         if (r == 0 && line_window_init(&l->window, l->rate_per_hour) < 0)
-                r = config_fail(&err, 0, "out of memory");
+                r = plugin_config_fail(&err, 0, "out of memory");
         if (r < 0) {
                 line_free(l);
                 return r;
@@ -1675,19 +1623,4 @@ static void line_destroy(void *instance) {
         line_free(instance);
 }
 
-/*
- * The header names both the type and the exported symbol "prakat_channel_plugin"; C does not
- * allow a variable to share its type's typedef name, so the symbol gets that name by asm label.
- */
-__attribute__((visibility("default"))) const struct prakat_channel_plugin line_plugin __asm__(
-        PRAKAT_CHANNEL_SYMBOL) = {
-        .abi_version = PRAKAT_CHANNEL_ABI_VERSION,
-        .struct_size = sizeof(struct prakat_channel_plugin),
-        .name = "line",
-        .version = LINE_VERSION,
-        .configure = line_configure,
-        .publish = line_publish,
-        .retract = line_retract,
-        .health = line_health,
-        .destroy = line_destroy,
-};
+PRAKAT_CHANNEL_DEFINE(line, "line", LINE_VERSION);

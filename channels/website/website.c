@@ -39,6 +39,7 @@
  * item again after the restart and every page it touches is rewritten.
  */
 #include "prakat-channel.h"
+#include "plugin-util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -2403,32 +2404,7 @@ static bool base_url_is_valid(const char *url) {
         return true;
 }
 
-typedef struct ConfigError {
-        char *text;
-        size_t size;
-        unsigned *line;
-} ConfigError;
 
-__attribute__((format(printf, 3, 4))) static int config_fail(ConfigError *e, unsigned line, const char *format,
-                                                             ...) {
-        va_list ap;
-        va_start(ap, format);
-        if (e->text && e->size > 0)
-                vsnprintf(e->text, e->size, format, ap);
-        va_end(ap);
-        if (e->line)
-                *e->line = line;
-        return -EINVAL;
-}
-
-static int website_set_string(char **slot, const char *value) {
-        char *copy = strdup(value);
-        if (!copy)
-                return -ENOMEM;
-        free(*slot);
-        *slot = copy;
-        return 0;
-}
 
 /* The config file's folder, when the core is new enough to say (relative paths are relative to it). */
 static const char *host_config_dir(const prakat_host *host) {
@@ -2436,17 +2412,17 @@ static const char *host_config_dir(const prakat_host *host) {
         return host->struct_size >= needed ? host->config_dir : NULL;
 }
 
-static int website_apply_entry(Website *w, const prakat_config_entry *e, ConfigError *err, unsigned *output_line) {
+static int website_apply_entry(Website *w, const prakat_config_entry *e, PluginConfigError *err, unsigned *output_line) {
         const char *key = e->key, *value = e->value ? e->value : "";
         if (key_is_refused(key))
-                return config_fail(err, e->line, "'%s' is " NOT_SUPPORTED, key);
+                return plugin_config_fail(err, e->line, "'%s' is " NOT_SUPPORTED, key);
         if (strcmp(key, "output") == 0) {
                 *output_line = e->line;
                 if (value[0] == '/')
-                        return website_set_string(&w->output, value);
+                        return plugin_set_string(&w->output, value);
                 const char *base = host_config_dir(w->host);
                 if (!value[0] || !base)
-                        return config_fail(err, e->line, "output must be an absolute directory, not '%s'", value);
+                        return plugin_config_fail(err, e->line, "output must be an absolute directory, not '%s'", value);
                 char *joined = NULL;
                 if (asprintf(&joined, "%s/%s", base, value) < 0)
                         return -ENOMEM;
@@ -2457,11 +2433,11 @@ static int website_apply_entry(Website *w, const prakat_config_entry *e, ConfigE
         }
         if (strcmp(key, "base_url") == 0) {
                 if (!base_url_is_valid(value))
-                        return config_fail(err, e->line,
+                        return plugin_config_fail(err, e->line,
                                            "base_url must start with http:// or https:// and name a host, "
                                            "without spaces, quotes, '?' or '#' (got '%s')",
                                            value);
-                int r = website_set_string(&w->base_url, value);
+                int r = plugin_set_string(&w->base_url, value);
                 size_t n = r == 0 ? strlen(w->base_url) : 0;
                 while (n > 0 && w->base_url[n - 1] == '/')
                         w->base_url[--n] = 0;
@@ -2469,52 +2445,52 @@ static int website_apply_entry(Website *w, const prakat_config_entry *e, ConfigE
         }
         if (strcmp(key, "site_title") == 0) {
                 if (!value[0])
-                        return config_fail(err, e->line, "site_title must not be empty");
-                return website_set_string(&w->site_title, value);
+                        return plugin_config_fail(err, e->line, "site_title must not be empty");
+                return plugin_set_string(&w->site_title, value);
         }
         if (strcmp(key, "office_name") == 0)
-                return website_set_string(&w->office_name, value);
+                return plugin_set_string(&w->office_name, value);
         if (strcmp(key, "per_page") == 0) {
                 if (parse_bounded(value, 5, 100, &w->per_page) < 0)
-                        return config_fail(err, e->line, "per_page must be a whole number from 5 to 100, not '%s'",
+                        return plugin_config_fail(err, e->line, "per_page must be a whole number from 5 to 100, not '%s'",
                                            value);
                 return 0;
         }
         if (strcmp(key, "feed_items") == 0) {
                 if (parse_bounded(value, 1, 500, &w->feed_items) < 0)
-                        return config_fail(err, e->line,
+                        return plugin_config_fail(err, e->line,
                                            "feed_items must be a whole number from 1 to 500, not '%s'", value);
                 return 0;
         }
-        return config_fail(err, e->line, "unknown key '%s' (known keys: " KNOWN_KEYS ")", key);
+        return plugin_config_fail(err, e->line, "unknown key '%s' (known keys: " KNOWN_KEYS ")", key);
 }
 
-static int website_parse_config(Website *w, const prakat_config_entry *entries, size_t n, ConfigError *err,
+static int website_parse_config(Website *w, const prakat_config_entry *entries, size_t n, PluginConfigError *err,
                                 unsigned *output_line) {
         for (size_t i = 0; i < n; i++) {
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(entries[i].key, entries[j].key) == 0)
-                                return config_fail(err, entries[i].line, "'%s' is set twice (first on line %u)",
+                                return plugin_config_fail(err, entries[i].line, "'%s' is set twice (first on line %u)",
                                                    entries[i].key, entries[j].line);
                 int r = website_apply_entry(w, &entries[i], err, output_line);
                 if (r == -ENOMEM)
-                        return config_fail(err, entries[i].line, "out of memory");
+                        return plugin_config_fail(err, entries[i].line, "out of memory");
                 if (r < 0)
                         return r;
         }
         if (!w->output)
-                return config_fail(err, 0, "missing required key 'output' (the absolute directory the web server "
+                return plugin_config_fail(err, 0, "missing required key 'output' (the absolute directory the web server "
                                            "serves, e.g. output = /var/www/html/news)");
         if (!w->base_url)
-                return config_fail(err, 0, "missing required key 'base_url' (the public address of output, e.g. "
+                return plugin_config_fail(err, 0, "missing required key 'base_url' (the public address of output, e.g. "
                                            "base_url = https://example.go.th/news)");
         size_t len = strlen(w->output);
         while (len > 1 && w->output[len - 1] == '/')
                 w->output[--len] = 0;
-        if (!w->site_title && website_set_string(&w->site_title, DEFAULT_SITE_TITLE) < 0)
-                return config_fail(err, 0, "out of memory");
-        if (!w->office_name && website_set_string(&w->office_name, "") < 0)
-                return config_fail(err, 0, "out of memory");
+        if (!w->site_title && plugin_set_string(&w->site_title, DEFAULT_SITE_TITLE) < 0)
+                return plugin_config_fail(err, 0, "out of memory");
+        if (!w->office_name && plugin_set_string(&w->office_name, "") < 0)
+                return plugin_config_fail(err, 0, "out of memory");
         return 0;
 }
 
@@ -2587,37 +2563,37 @@ static int website_canonicalize_output(Website *w) {
 }
 
 /* Creates output with its fixed subdirectories, and the state's items/; clears leftovers of a crash. */
-static int website_prepare_dirs(Website *w, ConfigError *err, unsigned output_line) {
+static int website_prepare_dirs(Website *w, PluginConfigError *err, unsigned output_line) {
         static const char *const subdirs[] = {"", "/a", "/page", "/files", "/category"};
         for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
                 _cleanup_free_ char *p = NULL;
                 if (asprintf(&p, "%s%s", w->output, subdirs[i]) < 0)
-                        return config_fail(err, output_line, "out of memory");
+                        return plugin_config_fail(err, output_line, "out of memory");
                 int r = website_mkdir_p(w, p);
                 if (r < 0)
-                        return config_fail(err, output_line, "cannot create directory %s: %s", p, strerror(-r));
+                        return plugin_config_fail(err, output_line, "cannot create directory %s: %s", p, strerror(-r));
                 purge_tmp_files(p);
                 if (i == 0 && w->output_relative && website_canonicalize_output(w) < 0)
-                        return config_fail(err, output_line, "out of memory");
+                        return plugin_config_fail(err, output_line, "out of memory");
         }
         if (asprintf(&w->items_dir, "%s/items", w->host->state_dir) < 0)
-                return config_fail(err, 0, "out of memory");
+                return plugin_config_fail(err, 0, "out of memory");
         int r = website_mkdir_p(w, w->items_dir);
         if (r < 0)
-                return config_fail(err, 0, "cannot create state directory %s: %s", w->items_dir, strerror(-r));
+                return plugin_config_fail(err, 0, "cannot create state directory %s: %s", w->items_dir, strerror(-r));
         purge_tmp_files(w->items_dir);
         return 0;
 }
 
-static int website_write_style(Website *w, ConfigError *err, unsigned output_line) {
+static int website_write_style(Website *w, PluginConfigError *err, unsigned output_line) {
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/style.css", w->output) < 0)
-                return config_fail(err, output_line, "out of memory");
+                return plugin_config_fail(err, output_line, "out of memory");
         if (website_write_file(w, path, website_css, sizeof(website_css) - 1) < 0)
-                return config_fail(err, output_line, "%s", w->error);
+                return plugin_config_fail(err, output_line, "%s", w->error);
         int r = website_sync(w);
         if (r < 0)
-                return config_fail(err, output_line, "%s", w->error);
+                return plugin_config_fail(err, output_line, "%s", w->error);
         return 0;
 }
 
@@ -2651,10 +2627,10 @@ static void website_free(Website *w) {
 
 static int website_configure(const prakat_host *host, const prakat_config_entry *entries, size_t n_entries,
                              void **ret_instance, char *error, size_t error_size, unsigned *ret_error_line) {
-        ConfigError err = {.text = error, .size = error_size, .line = ret_error_line};
+        PluginConfigError err = {.text = error, .size = error_size, .line = ret_error_line};
         Website *w = calloc(1, sizeof(Website));
         if (!w)
-                return config_fail(&err, 0, "out of memory");
+                return plugin_config_fail(&err, 0, "out of memory");
         *w = (Website) {
                 .host = host,
                 .per_page = DEFAULT_PER_PAGE,
@@ -2669,7 +2645,7 @@ static int website_configure(const prakat_host *host, const prakat_config_entry 
         if (r == 0)
                 r = website_write_style(w, &err, output_line);
         if (r == 0 && (r = website_load_state(w)) < 0)
-                r = config_fail(&err, 0, "cannot read state directory %s: %s", w->items_dir, strerror(-r));
+                r = plugin_config_fail(&err, 0, "cannot read state directory %s: %s", w->items_dir, strerror(-r));
         if (r < 0) {
                 website_free(w);
                 return r;
@@ -2761,19 +2737,4 @@ static void website_destroy(void *instance) {
         website_free(instance);
 }
 
-/*
- * The header names both the type and the exported symbol "prakat_channel_plugin"; C does not
- * allow a variable to share its type's typedef name, so the symbol gets that name by asm label.
- */
-__attribute__((visibility("default"))) const struct prakat_channel_plugin website_plugin __asm__(
-        PRAKAT_CHANNEL_SYMBOL) = {
-        .abi_version = PRAKAT_CHANNEL_ABI_VERSION,
-        .struct_size = sizeof(struct prakat_channel_plugin),
-        .name = "website",
-        .version = WEBSITE_VERSION,
-        .configure = website_configure,
-        .publish = website_publish,
-        .retract = website_retract,
-        .health = website_health,
-        .destroy = website_destroy,
-};
+PRAKAT_CHANNEL_DEFINE(website, "website", WEBSITE_VERSION);
