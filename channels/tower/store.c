@@ -226,6 +226,7 @@ char *tower_item_to_json(const TowerItem *item) {
         json_object_set_new(o, "message", json_string_or_null(item->message));
         json_object_set_new(o, "message_th", json_string_or_null(item->message_th));
         json_object_set_new(o, "retracted", json_boolean(item->retracted));
+        json_object_set_new(o, "released", json_boolean(item->released));
         json_object_set_new(o, "finished_at", json_usec(item->finished_at));
         for (size_t i = 0; i < item->n_records; i++)
                 json_array_append_new(records, record_to_json(&item->records[i]));
@@ -328,6 +329,7 @@ int tower_item_from_json(const char *text, size_t size, TowerItem **ret) {
         item->message = get_string(o, "message");
         item->message_th = get_string(o, "message_th");
         item->retracted = json_is_true(json_object_get(o, "retracted"));
+        item->released = json_is_true(json_object_get(o, "released"));
         item->finished_at = get_usec(o, "finished_at");
         records = json_object_get(o, "villages");
         if (!json_is_array(records) || json_array_size(records) > TOWER_VILLAGE_MAX) {

@@ -171,6 +171,7 @@ typedef struct TowerItem {
         prakat_outcome outcome;
         char *message, *message_th;
         bool retracted; /* the retract job is done */
+        bool released;  /* the publish job was handed back to the core to wait for its next slot */
         prakat_usec_t finished_at;
 
         /* In memory only: */

@@ -63,6 +63,10 @@
 #define TOWER_KEEP_FINISHED (14 * 86400 * TOWER_SEC)
 #define TOWER_NOTE_MAX 3000
 #define TOWER_BAD_LOG_PER_MINUTE 5
+/* A job waits outside "sending" only when its next slot is at least this far away ... */
+#define TOWER_RELEASE_MIN (60 * TOWER_SEC)
+/* ... and no slot that came in the last this long (capped by confirm_within) still waits for its acks. */
+#define TOWER_SLOT_BUSY (15 * 60 * TOWER_SEC)
 
 #define KNOWN_KEYS                                                                                                     \
         "broker, topic_prefix, villages, slots, quiet_hours, quiet_hours.N, gap, confirm_within, client_id, ca_file, " \
@@ -1299,7 +1303,65 @@ static void item_finish_publish(Tower *t, TowerItem *item, prakat_outcome outcom
         }
 }
 
+/*
+ * Between its slots a job waits as "deferred" in the core, not "sending": the core lets a Cancel
+ * through only to a job that is not in flight (a Cancel arriving meanwhile is held until that job
+ * ends, which for a tower would be after the play it should have stopped), and a stop of prakatd
+ * waits for the jobs in flight.  So once every village has the item and no slot is playing, the
+ * job is handed back (RETRY, retry_after = until its next slot or confirmation deadline, the note
+ * as its message) and taken up again when the core gives it back; the acks are counted meanwhile.
+ * Returns when to come back, or 0 when the job must stay in flight.
+ */
+static prakat_usec_t item_release_until(const Tower *t, const TowerItem *item, prakat_usec_t now) {
+        prakat_usec_t next = UINT64_MAX, busy = t->confirm_within < TOWER_SLOT_BUSY ? t->confirm_within : TOWER_SLOT_BUSY;
+
+        for (size_t i = 0; i < item->n_records; i++) {
+                const TowerRecord *rec = &item->records[i];
+                if (rec->cancelled || rec->unconfirmed || tower_record_final(rec))
+                        continue;
+                if (!rec->delivered)
+                        return 0;
+                for (size_t k = 0; k < rec->n_slots; k++) {
+                        const TowerSlot *slot = &rec->slots[k];
+                        prakat_usec_t when;
+                        if (tower_slot_state_final(slot->state))
+                                continue;
+                        if (slot->at > now)
+                                when = slot->at;
+                        else if (now < slot->at + busy)
+                                return 0; /* playing now, or should be: its acks are close */
+                        else
+                                when = slot->at + t->confirm_within;
+                        if (when < next)
+                                next = when;
+                }
+        }
+        return next != UINT64_MAX && next >= now + TOWER_RELEASE_MIN ? next : 0;
+}
+
+static void item_release_job(Tower *t, TowerItem *item, prakat_usec_t until, const Summary *s, prakat_usec_t now) {
+        prakat_job *job = item->job;
+        prakat_result result = {
+                .outcome = PRAKAT_OUTCOME_RETRY,
+                .message = s->en,
+                .message_th = s->th,
+                .retry_after = until - now,
+        };
+
+        /* On disk first: when the core gives the job back, it is a return, not an operator's retry. */
+        item->released = true;
+        if (item->on_disk && item_write(t, item) == 0)
+                item->dirty = item->ack_dirty = false;
+        item->job = NULL;
+        free(item->note_sent);
+        item->note_sent = NULL;
+        t->host->log(t->host, PRAKAT_LOG_INFO, item->id,
+                     "Every tower has it; waiting for the next slot outside \"sending\" (a Cancel may come).");
+        t->host->job_finish(t->host, job, &result);
+}
+
 static void item_update_publish_job(Tower *t, TowerItem *item, prakat_usec_t now, bool force_note) {
+        prakat_usec_t until;
         Summary s;
 
         if (item->finished)
@@ -1312,7 +1374,9 @@ static void item_update_publish_job(Tower *t, TowerItem *item, prakat_usec_t now
                 t->host->log(t->host, outcome == PRAKAT_OUTCOME_DONE ? PRAKAT_LOG_INFO : PRAKAT_LOG_WARNING, item->id,
                              "Towers: %s", s.en);
                 item_finish_publish(t, item, outcome, s.en, s.th);
-        } else if (item->job && !streq_ptr(item->note_sent, s.en) &&
+        } else if (item->job && (until = item_release_until(t, item, now)))
+                item_release_job(t, item, until, &s, now);
+        else if (item->job && !streq_ptr(item->note_sent, s.en) &&
                    (force_note || now >= item->note_at + TOWER_NOTE_INTERVAL)) {
                 t->host->job_note(t->host, item->job, s.en, s.th);
                 free(item->note_sent);
@@ -2137,8 +2201,14 @@ static int tower_publish(void *instance, prakat_job *job, const prakat_announcem
                                    "ถูกยกเลิกก่อนส่งถึงหอกระจายข่าว");
                         return 0;
                 }
-                if (item->finished && (job->interrupted || item->outcome == PRAKAT_OUTCOME_DONE)) {
-                        /* Finished before a crash took the news away: the same outcome again. */
+                if (item->finished && (job->interrupted || item->released || item->outcome == PRAKAT_OUTCOME_DONE)) {
+                        /* Finished while the job waited in the core, or before a crash took the news
+                         * away: the same outcome again. */
+                        if (item->released) {
+                                item->released = false;
+                                item->dirty = true;
+                                tower_request_flush(t, 0);
+                        }
                         job_finish(t, job, item->outcome, item->message, item->message_th);
                         return 0;
                 }
@@ -2148,6 +2218,10 @@ static int tower_publish(void *instance, prakat_job *job, const prakat_announcem
                         tower_replan(t, item, a, now);
                 }
                 item->job = job;
+                if (item->released) {
+                        item->released = false;
+                        item->dirty = true;
+                }
                 free(item->note_sent);
                 item->note_sent = NULL;
                 item->note_at = 0;
