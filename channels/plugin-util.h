@@ -13,6 +13,8 @@
  *  - plugin_read_small_file(): the other way round.
  *  - PluginConfigError, plugin_config_fail(), plugin_set_string(), plugin_parse_duration(): what
  *    every configure() needs to report an error with its line and read the usual values.
+ *  - PluginBuf: a growable text buffer that remembers an allocation failure until the end.
+ *  - plugin_utf8_decode(), plugin_id_is_safe(): for text and for ids that become file names.
  */
 #ifndef PRAKAT_PLUGIN_UTIL_H
 #define PRAKAT_PLUGIN_UTIL_H
@@ -33,6 +35,128 @@
 
 #define PLUGIN_SECRET_MAX 8192
 #define PLUGIN_USEC_PER_SEC ((prakat_usec_t) 1000000ULL)
+
+/* ---- a growable buffer; an allocation failure is remembered and reported once, at the end ---- */
+
+typedef struct PluginBuf {
+        char *data; /* NUL-terminated once anything was put */
+        size_t size;
+        size_t allocated;
+        bool failed;
+} PluginBuf;
+
+static inline void plugin_buf_reserve(PluginBuf *b, size_t extra) {
+        if (b->failed || b->size + extra + 1 <= b->allocated)
+                return;
+        size_t want = b->allocated ? b->allocated * 2 : 1024;
+        while (want < b->size + extra + 1)
+                want *= 2;
+        char *p = realloc(b->data, want);
+        if (!p) {
+                b->failed = true;
+                return;
+        }
+        b->data = p;
+        b->allocated = want;
+}
+
+static inline void plugin_buf_put(PluginBuf *b, const void *data, size_t size) {
+        plugin_buf_reserve(b, size);
+        if (b->failed)
+                return;
+        if (size > 0)
+                memcpy(b->data + b->size, data, size);
+        b->size += size;
+        b->data[b->size] = 0;
+}
+
+static inline void plugin_buf_puts(PluginBuf *b, const char *s) {
+        plugin_buf_put(b, s, strlen(s));
+}
+
+static inline void plugin_buf_printf(PluginBuf *b, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static inline void plugin_buf_printf(PluginBuf *b, const char *format, ...) {
+        va_list ap;
+        va_start(ap, format);
+        int n = vsnprintf(NULL, 0, format, ap);
+        va_end(ap);
+        if (n < 0) {
+                b->failed = true;
+                return;
+        }
+        plugin_buf_reserve(b, (size_t) n);
+        if (b->failed)
+                return;
+        va_start(ap, format);
+        vsnprintf(b->data + b->size, (size_t) n + 1, format, ap);
+        va_end(ap);
+        b->size += (size_t) n;
+}
+
+static inline void plugin_buf_free(PluginBuf *b) {
+        free(b->data);
+        *b = (PluginBuf) {};
+}
+
+/* Hands the NUL-terminated contents over (the caller frees them); NULL if an allocation failed. */
+static inline char *plugin_buf_steal(PluginBuf *b, size_t *ret_size) {
+        if (!b->failed && !b->data)
+                plugin_buf_put(b, "", 0);
+        if (b->failed) {
+                plugin_buf_free(b);
+                return NULL;
+        }
+        char *data = b->data;
+        if (ret_size)
+                *ret_size = b->size;
+        *b = (PluginBuf) {};
+        return data;
+}
+
+/* ---- text and ids ---- */
+
+/* Length of the well-formed UTF-8 sequence at `s` (1..4) and its code point, or 0 when it is not one. */
+static inline size_t plugin_utf8_decode(const unsigned char *s, size_t left, uint32_t *ret_cp) {
+        size_t n;
+        uint32_t cp, min;
+
+        if (s[0] < 0x80) {
+                *ret_cp = s[0];
+                return 1;
+        }
+        if ((s[0] & 0xE0) == 0xC0)
+                n = 2, cp = s[0] & 0x1F, min = 0x80;
+        else if ((s[0] & 0xF0) == 0xE0)
+                n = 3, cp = s[0] & 0x0F, min = 0x800;
+        else if ((s[0] & 0xF8) == 0xF0)
+                n = 4, cp = s[0] & 0x07, min = 0x10000;
+        else
+                return 0;
+        if (n > left)
+                return 0;
+        for (size_t i = 1; i < n; i++) {
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return 0;
+        *ret_cp = cp;
+        return n;
+}
+
+#define PLUGIN_MAX_ID_LENGTH 128
+
+/* An id (announcement or platform) safe to use as a file or URL name: [A-Za-z0-9._-], no leading dot. */
+static inline bool plugin_id_is_safe(const char *id) {
+        size_t n = id ? strlen(id) : 0;
+        if (n == 0 || n > PLUGIN_MAX_ID_LENGTH || id[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", id[i]))
+                        return false;
+        return true;
+}
 
 /* Where configure() reports: the caller's error buffer and error line. */
 typedef struct PluginConfigError {

@@ -453,11 +453,11 @@ static void request_done(Request *r) {
 }
 
 static char *fb_url(const Facebook *fb, const char *path, const char *query) {
-        FbBuf b = {};
-        fbbuf_printf(&b, "%s/%s", fb->api_base, path);
+        PluginBuf b = {};
+        plugin_buf_printf(&b, "%s/%s", fb->api_base, path);
         if (query && *query)
-                fbbuf_printf(&b, "?%s", query);
-        return fbbuf_steal(&b, NULL);
+                plugin_buf_printf(&b, "?%s", query);
+        return plugin_buf_steal(&b, NULL);
 }
 
 static void make_boundary(char out[48]) {
@@ -469,7 +469,7 @@ static void make_boundary(char out[48]) {
 
 /* A photo request body: the file's https URL as `url`, else the bytes as multipart `source`. */
 static int photo_body(const Photo *p, const char *caption, bool published, Request *req) {
-        FbBuf b = {};
+        PluginBuf b = {};
         if (p->url) {
                 graph_form_add(&b, "url", p->url);
                 if (caption)
@@ -486,26 +486,26 @@ static int photo_body(const Photo *p, const char *caption, bool published, Reque
                         graph_multipart_field(&b, boundary, "published", "false");
                 int r = graph_multipart_file(&b, boundary, "source", p->name, p->mime, p->path, MAX_PHOTO_SIZE);
                 if (r < 0) {
-                        fbbuf_free(&b);
+                        plugin_buf_free(&b);
                         return r;
                 }
                 graph_multipart_end(&b, boundary);
                 snprintf(req->content_type, sizeof req->content_type, "multipart/form-data; boundary=%s",
                          boundary);
         }
-        req->body = fbbuf_steal(&b, &req->body_size);
+        req->body = plugin_buf_steal(&b, &req->body_size);
         return req->body ? 0 : -ENOMEM;
 }
 
 static int build_reconcile(Task *t, Request *req) {
         Facebook *fb = t->fb;
-        FbBuf q = {}, path = {};
+        PluginBuf q = {}, path = {};
         graph_form_add(&q, "fields", "id,message,created_time,permalink_url");
-        fbbuf_printf(&q, "&limit=%d", RECONCILE_PAGE_SIZE);
+        plugin_buf_printf(&q, "&limit=%d", RECONCILE_PAGE_SIZE);
         if (t->after)
                 graph_form_add(&q, "after", t->after);
-        fbbuf_printf(&path, "%s/published_posts", fb->page_id);
-        char *query = fbbuf_steal(&q, NULL), *p = fbbuf_steal(&path, NULL);
+        plugin_buf_printf(&path, "%s/published_posts", fb->page_id);
+        char *query = plugin_buf_steal(&q, NULL), *p = plugin_buf_steal(&path, NULL);
         req->method = "GET";
         req->url = query && p ? fb_url(fb, p, query) : NULL;
         req->max_response = LIST_MAX_RESPONSE;
@@ -516,17 +516,17 @@ static int build_reconcile(Task *t, Request *req) {
 
 static int build_create(Task *t, Request *req) {
         Facebook *fb = t->fb;
-        FbBuf b = {}, path = {};
+        PluginBuf b = {}, path = {};
         req->method = "POST";
         if (t->n_photos == 1) {
-                fbbuf_printf(&path, "%s/photos", fb->page_id);
+                plugin_buf_printf(&path, "%s/photos", fb->page_id);
                 int r = photo_body(&t->photos[0], t->message, true, req);
                 if (r < 0) {
-                        fbbuf_free(&path);
+                        plugin_buf_free(&path);
                         return r;
                 }
         } else {
-                fbbuf_printf(&path, "%s/feed", fb->page_id);
+                plugin_buf_printf(&path, "%s/feed", fb->page_id);
                 graph_form_add(&b, "message", t->message);
                 if (t->n_photos == 0 && t->link)
                         graph_form_add(&b, "link", t->link);
@@ -537,9 +537,9 @@ static int build_create(Task *t, Request *req) {
                         graph_form_add(&b, name, value);
                 }
                 snprintf(req->content_type, sizeof req->content_type, "application/x-www-form-urlencoded");
-                req->body = fbbuf_steal(&b, &req->body_size);
+                req->body = plugin_buf_steal(&b, &req->body_size);
         }
-        char *p = fbbuf_steal(&path, NULL);
+        char *p = plugin_buf_steal(&path, NULL);
         req->url = p ? fb_url(fb, p, NULL) : NULL;
         free(p);
         return req->url && req->body ? 0 : -ENOMEM;
@@ -547,7 +547,7 @@ static int build_create(Task *t, Request *req) {
 
 static int build_request(Task *t, Request *req) {
         Facebook *fb = t->fb;
-        FbBuf b = {}, path = {};
+        PluginBuf b = {}, path = {};
         switch (t->step) {
         case STEP_RECONCILE:
                 return build_reconcile(t, req);
@@ -558,12 +558,12 @@ static int build_request(Task *t, Request *req) {
                 req->url = fb_url(fb, t->old_post, NULL);
                 graph_form_add(&b, "message", t->message);
                 snprintf(req->content_type, sizeof req->content_type, "application/x-www-form-urlencoded");
-                req->body = fbbuf_steal(&b, &req->body_size);
+                req->body = plugin_buf_steal(&b, &req->body_size);
                 return req->url && req->body ? 0 : -ENOMEM;
         case STEP_UPLOAD: {
                 req->method = "POST";
-                fbbuf_printf(&path, "%s/photos", fb->page_id);
-                char *p = fbbuf_steal(&path, NULL);
+                plugin_buf_printf(&path, "%s/photos", fb->page_id);
+                char *p = plugin_buf_steal(&path, NULL);
                 req->url = p ? fb_url(fb, p, NULL) : NULL;
                 free(p);
                 if (!req->url)
@@ -662,9 +662,9 @@ static void task_request_send(Task *t) {
 /* What an answer means for the job */
 
 static char *permalink_of(const char *post_id) {
-        FbBuf b = {};
-        fbbuf_printf(&b, "https://www.facebook.com/%s", post_id);
-        return fbbuf_steal(&b, NULL);
+        PluginBuf b = {};
+        plugin_buf_printf(&b, "https://www.facebook.com/%s", post_id);
+        return plugin_buf_steal(&b, NULL);
 }
 
 /* An error that is not special to the step: throttling, the token, transient or permanent. */
@@ -794,7 +794,7 @@ static void on_reconcile(Task *t, GraphOutcome *o) {
                 const char *permalink = json_string_value(json_object_get(post, "permalink_url"));
                 if (permalink && strncmp(permalink, "https://", 8) != 0)
                         permalink = NULL;
-                if (post_id && graph_id_is_safe(post_id)) {
+                if (post_id && plugin_id_is_safe(post_id)) {
                         fb->host->log(fb->host, PRAKAT_LOG_NOTICE, t->id, "Found post %s on the Page", post_id);
                         if (t->kind == TASK_RETRACT) {
                                 free(t->post_id);
@@ -893,7 +893,7 @@ static void on_upload(Task *t, GraphOutcome *o) {
         if (o->klass == GRAPH_OK) {
                 char idbuf[64];
                 const char *id = graph_json_id(o->json, "id", idbuf, sizeof idbuf);
-                if (!id || !graph_id_is_safe(id)) {
+                if (!id || !plugin_id_is_safe(id)) {
                         task_retry(t, 0, "Facebook ตอบการอัปโหลดภาพไม่ถูกต้อง จะลองใหม่",
                                    "Facebook's answer to the photo upload has no usable id; will try again");
                         return;
@@ -932,7 +932,7 @@ static void on_create(Task *t, GraphOutcome *o) {
                 const char *post_id = graph_json_id(o->json, "post_id", idbuf, sizeof idbuf);
                 if (!post_id)
                         post_id = graph_json_id(o->json, "id", idbuf, sizeof idbuf);
-                if (post_id && graph_id_is_safe(post_id)) {
+                if (post_id && plugin_id_is_safe(post_id)) {
                         task_published(t, post_id, NULL, "posted to the Facebook Page", "โพสต์ลงเพจ Facebook แล้ว");
                         return;
                 }
@@ -1164,9 +1164,9 @@ static void on_health_timer(void *userdata) {
                               "Cannot read the Facebook token again (%s); still using the one read before", error);
         snprintf(fb->token_problem, sizeof fb->token_problem, "%s", error);
         Request req = { .method = "GET" };
-        FbBuf q = {};
+        PluginBuf q = {};
         graph_form_add(&q, "fields", "id,name");
-        char *query = fbbuf_steal(&q, NULL);
+        char *query = plugin_buf_steal(&q, NULL);
         req.url = query ? fb_url(fb, fb->page_id, query) : NULL;
         free(query);
         int r = req.url ? fb_send(fb, &req, on_health_response, fb, &fb->health_call) : -ENOMEM;
@@ -1383,7 +1383,7 @@ static void finish_now(const prakat_host *host, prakat_job *job, prakat_outcome 
 
 static int facebook_publish(void *instance, prakat_job *job, const prakat_announcement *a) {
         Facebook *fb = instance;
-        if (!graph_id_is_safe(a->id)) {
+        if (!plugin_id_is_safe(a->id)) {
                 finish_now(fb->host, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used as a file name",
                            "ใช้รหัสประกาศนี้เป็นชื่อไฟล์ไม่ได้");
                 return 0;
@@ -1415,7 +1415,7 @@ static int facebook_publish(void *instance, prakat_job *job, const prakat_announ
                 task_free(t);
                 return -ENOMEM;
         }
-        if (a->replaces && graph_id_is_safe(a->replaces) &&
+        if (a->replaces && plugin_id_is_safe(a->replaces) &&
             store_read_post(fb->host->state_dir, a->replaces, &t->old_post, NULL) < 0)
                 t->old_post = NULL;
 
@@ -1430,7 +1430,7 @@ static int facebook_publish(void *instance, prakat_job *job, const prakat_announ
 
 static int facebook_retract(void *instance, prakat_job *job, const prakat_announcement *target, const char *reason) {
         Facebook *fb = instance;
-        if (!graph_id_is_safe(target->id)) {
+        if (!plugin_id_is_safe(target->id)) {
                 finish_now(fb->host, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used as a file name",
                            "ใช้รหัสประกาศนี้เป็นชื่อไฟล์ไม่ได้");
                 return 0;
@@ -1443,7 +1443,7 @@ static int facebook_retract(void *instance, prakat_job *job, const prakat_announ
                 task_free(t);
                 return -ENOMEM;
         }
-        if (job->remote_id && graph_id_is_safe(job->remote_id))
+        if (job->remote_id && plugin_id_is_safe(job->remote_id))
                 t->post_id = strdup(job->remote_id);
         else if (store_read_post(fb->host->state_dir, target->id, &t->post_id, NULL) < 0)
                 t->post_id = NULL;

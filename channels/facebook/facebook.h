@@ -17,24 +17,10 @@
 #include <stdint.h>
 
 #include "prakat-channel.h"
+#include "plugin-util.h"
 
 #define FB_USEC_PER_SEC 1000000ULL
 
-/* ---- a growable byte buffer; an allocation failure is remembered and reported once, at the end ---- */
-
-typedef struct FbBuf {
-        char *data;
-        size_t size;
-        size_t allocated;
-        bool failed;
-} FbBuf;
-
-void fbbuf_put(FbBuf *b, const void *data, size_t size);
-void fbbuf_puts(FbBuf *b, const char *s);
-void fbbuf_printf(FbBuf *b, const char *format, ...) __attribute__((format(printf, 2, 3)));
-/* Hands the NUL-terminated contents over (the caller frees them); NULL if an allocation failed. */
-char *fbbuf_steal(FbBuf *b, size_t *ret_size);
-void fbbuf_free(FbBuf *b);
 
 /* ---- graph.c ---- */
 
@@ -78,15 +64,14 @@ char *graph_marker(const char *article_url, const char *id);
 bool graph_message_has_marker(const char *message, const char *marker);
 
 /* Ids that may go into a URL path or a file name: [A-Za-z0-9._-], not starting with '.', <= 128. */
-bool graph_id_is_safe(const char *id);
 
 /* application/x-www-form-urlencoded */
-void graph_form_add(FbBuf *form, const char *name, const char *value);
+void graph_form_add(PluginBuf *form, const char *name, const char *value);
 /* multipart/form-data: fields, then one file read from `path` (at most max_size bytes). */
-void graph_multipart_field(FbBuf *body, const char *boundary, const char *name, const char *value);
-int graph_multipart_file(FbBuf *body, const char *boundary, const char *name, const char *filename,
+void graph_multipart_field(PluginBuf *body, const char *boundary, const char *name, const char *value);
+int graph_multipart_file(PluginBuf *body, const char *boundary, const char *name, const char *filename,
                          const char *mime, const char *path, uint64_t max_size);
-void graph_multipart_end(FbBuf *body, const char *boundary);
+void graph_multipart_end(PluginBuf *body, const char *boundary);
 
 /* Overwrites every occurrence of `secret` in `text` with "[token]" (shortening the text). */
 void graph_scrub(char *text, const char *secret);

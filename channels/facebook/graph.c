@@ -21,73 +21,8 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------------ */
-/* FbBuf */
+/* PluginBuf */
 
-static void fbbuf_reserve(FbBuf *b, size_t extra) {
-        if (b->failed || b->size + extra + 1 <= b->allocated)
-                return;
-        size_t want = b->allocated ? b->allocated * 2 : 1024;
-        while (want < b->size + extra + 1)
-                want *= 2;
-        char *p = realloc(b->data, want);
-        if (!p) {
-                b->failed = true;
-                return;
-        }
-        b->data = p;
-        b->allocated = want;
-}
-
-void fbbuf_put(FbBuf *b, const void *data, size_t size) {
-        fbbuf_reserve(b, size);
-        if (b->failed)
-                return;
-        if (size > 0)
-                memcpy(b->data + b->size, data, size);
-        b->size += size;
-        b->data[b->size] = 0;
-}
-
-void fbbuf_puts(FbBuf *b, const char *s) {
-        fbbuf_put(b, s, strlen(s));
-}
-
-void fbbuf_printf(FbBuf *b, const char *format, ...) {
-        va_list ap;
-        va_start(ap, format);
-        int n = vsnprintf(NULL, 0, format, ap);
-        va_end(ap);
-        if (n < 0) {
-                b->failed = true;
-                return;
-        }
-        fbbuf_reserve(b, (size_t) n);
-        if (b->failed)
-                return;
-        va_start(ap, format);
-        vsnprintf(b->data + b->size, (size_t) n + 1, format, ap);
-        va_end(ap);
-        b->size += (size_t) n;
-}
-
-char *fbbuf_steal(FbBuf *b, size_t *ret_size) {
-        if (!b->failed && !b->data)
-                fbbuf_put(b, "", 0);
-        if (b->failed) {
-                fbbuf_free(b);
-                return NULL;
-        }
-        char *data = b->data;
-        if (ret_size)
-                *ret_size = b->size;
-        *b = (FbBuf) {};
-        return data;
-}
-
-void fbbuf_free(FbBuf *b) {
-        free(b->data);
-        *b = (FbBuf) {};
-}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Classifying answers */
@@ -371,37 +306,37 @@ static size_t body_cut(const char *body, size_t max_chars, bool *ret_cut) {
 }
 
 char *graph_marker(const char *article_url, const char *id) {
-        FbBuf b = {};
+        PluginBuf b = {};
         if (article_url && *article_url)
-                fbbuf_puts(&b, article_url);
+                plugin_buf_puts(&b, article_url);
         else
-                fbbuf_printf(&b, "รหัสประกาศ: %s", id);
-        return fbbuf_steal(&b, NULL);
+                plugin_buf_printf(&b, "รหัสประกาศ: %s", id);
+        return plugin_buf_steal(&b, NULL);
 }
 
 char *graph_compose_message(const char *title, const char *body, const char *article_url, const char *id) {
-        FbBuf b = {};
+        PluginBuf b = {};
         bool cut = false;
         char *marker = graph_marker(article_url, id);
         if (!marker)
                 return NULL;
 
         if (title && *title) {
-                fbbuf_puts(&b, title);
-                fbbuf_puts(&b, "\n\n");
+                plugin_buf_puts(&b, title);
+                plugin_buf_puts(&b, "\n\n");
         }
         if (body && *body) {
                 size_t n = body_cut(body, GRAPH_BODY_MAX_CHARS, &cut);
                 while (n > 0 && (body[n - 1] == '\n' || body[n - 1] == ' '))
                         n--;
-                fbbuf_put(&b, body, n);
-                fbbuf_puts(&b, cut ? " …\n\n" : "\n\n");
+                plugin_buf_put(&b, body, n);
+                plugin_buf_puts(&b, cut ? " …\n\n" : "\n\n");
         }
         if (cut && article_url && *article_url)
-                fbbuf_puts(&b, "อ่านต่อ / Read more: ");
-        fbbuf_puts(&b, marker);
+                plugin_buf_puts(&b, "อ่านต่อ / Read more: ");
+        plugin_buf_puts(&b, marker);
         free(marker);
-        return fbbuf_steal(&b, NULL);
+        return plugin_buf_steal(&b, NULL);
 }
 
 static bool is_blank(char c) {
@@ -421,50 +356,38 @@ bool graph_message_has_marker(const char *message, const char *marker) {
         return false;
 }
 
-bool graph_id_is_safe(const char *id) {
-        size_t n = id ? strlen(id) : 0;
-        if (n == 0 || n > 128 || id[0] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = id[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                      c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
-}
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Request bodies */
 
-static void form_escape(FbBuf *b, const char *s) {
+static void form_escape(PluginBuf *b, const char *s) {
         static const char hex[] = "0123456789ABCDEF";
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
                 if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
                     *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-                        fbbuf_put(b, p, 1);
+                        plugin_buf_put(b, p, 1);
                 } else {
                         char esc[3] = { '%', hex[*p >> 4], hex[*p & 15] };
-                        fbbuf_put(b, esc, 3);
+                        plugin_buf_put(b, esc, 3);
                 }
         }
 }
 
-void graph_form_add(FbBuf *form, const char *name, const char *value) {
+void graph_form_add(PluginBuf *form, const char *name, const char *value) {
         if (form->size > 0)
-                fbbuf_puts(form, "&");
+                plugin_buf_puts(form, "&");
         form_escape(form, name);
-        fbbuf_puts(form, "=");
+        plugin_buf_puts(form, "=");
         form_escape(form, value);
 }
 
-void graph_multipart_field(FbBuf *body, const char *boundary, const char *name, const char *value) {
-        fbbuf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n", boundary, name);
-        fbbuf_puts(body, value);
-        fbbuf_puts(body, "\r\n");
+void graph_multipart_field(PluginBuf *body, const char *boundary, const char *name, const char *value) {
+        plugin_buf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n", boundary, name);
+        plugin_buf_puts(body, value);
+        plugin_buf_puts(body, "\r\n");
 }
 
-int graph_multipart_file(FbBuf *body, const char *boundary, const char *name, const char *filename,
+int graph_multipart_file(PluginBuf *body, const char *boundary, const char *name, const char *filename,
                          const char *mime, const char *path, uint64_t max_size) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -481,7 +404,7 @@ int graph_multipart_file(FbBuf *body, const char *boundary, const char *name, co
         for (const char *p = filename; *p && n + 1 < sizeof safe; p++)
                 safe[n++] = (*p == '"' || *p == '\\' || (unsigned char) *p < ' ') ? '_' : *p;
         safe[n] = 0;
-        fbbuf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+        plugin_buf_printf(body, "--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
                            "Content-Type: %s\r\n\r\n",
                      boundary, name, safe, mime);
         char chunk[65536];
@@ -496,15 +419,15 @@ int graph_multipart_file(FbBuf *body, const char *boundary, const char *name, co
                 }
                 if (got == 0)
                         break;
-                fbbuf_put(body, chunk, (size_t) got);
+                plugin_buf_put(body, chunk, (size_t) got);
         }
         close(fd);
-        fbbuf_puts(body, "\r\n");
+        plugin_buf_puts(body, "\r\n");
         return body->failed ? -ENOMEM : r;
 }
 
-void graph_multipart_end(FbBuf *body, const char *boundary) {
-        fbbuf_printf(body, "--%s--\r\n", boundary);
+void graph_multipart_end(PluginBuf *body, const char *boundary) {
+        plugin_buf_printf(body, "--%s--\r\n", boundary);
 }
 
 /* ------------------------------------------------------------------------------------------------ */

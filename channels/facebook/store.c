@@ -60,7 +60,7 @@ int store_init(const char *state_dir) {
 }
 
 static int store_path(char *out, size_t size, const char *state_dir, const char *kind, const char *id) {
-        if (!graph_id_is_safe(id))
+        if (!plugin_id_is_safe(id))
                 return -EINVAL;
         if ((size_t) snprintf(out, size, "%s/%s/%s", state_dir, kind, id) >= size)
                 return -ENAMETOOLONG;
@@ -104,15 +104,15 @@ static bool value_is_plain(const char *v) {
         return v && !strchr(v, '\n') && !strchr(v, '\r');
 }
 
-static int store_write(const char *state_dir, const char *kind, const char *id, FbBuf *text) {
+static int store_write(const char *state_dir, const char *kind, const char *id, PluginBuf *text) {
         char path[4096];
         int r = store_path(path, sizeof path, state_dir, kind, id);
         if (r < 0) {
-                fbbuf_free(text);
+                plugin_buf_free(text);
                 return r;
         }
         size_t size = 0;
-        char *data = fbbuf_steal(text, &size);
+        char *data = plugin_buf_steal(text, &size);
         if (!data)
                 return -ENOMEM;
         r = plugin_write_file_durable(path, data, size);
@@ -128,7 +128,7 @@ int store_read_post(const char *state_dir, const char *id, char **ret_post_id, c
         char *post = store_value(text, "post");
         char *link = store_value(text, "link");
         free(text);
-        if (!post || !graph_id_is_safe(post)) {
+        if (!post || !plugin_id_is_safe(post)) {
                 free(post);
                 free(link);
                 return -EBADMSG;
@@ -142,12 +142,12 @@ int store_read_post(const char *state_dir, const char *id, char **ret_post_id, c
 }
 
 int store_write_post(const char *state_dir, const char *id, const char *post_id, const char *link) {
-        if (!graph_id_is_safe(post_id) || (link && !value_is_plain(link)))
+        if (!plugin_id_is_safe(post_id) || (link && !value_is_plain(link)))
                 return -EINVAL;
-        FbBuf b = {};
-        fbbuf_printf(&b, "%s\npost=%s\n", STORE_MAGIC_POST, post_id);
+        PluginBuf b = {};
+        plugin_buf_printf(&b, "%s\npost=%s\n", STORE_MAGIC_POST, post_id);
         if (link)
-                fbbuf_printf(&b, "link=%s\n", link);
+                plugin_buf_printf(&b, "link=%s\n", link);
         return store_write(state_dir, "posts", id, &b);
 }
 
@@ -168,8 +168,8 @@ int store_read_pending(const char *state_dir, const char *id, StorePending *ret)
 }
 
 int store_write_pending(const char *state_dir, const char *id, const StorePending *p) {
-        FbBuf b = {};
-        fbbuf_printf(&b, "%s\nsince=%" PRIu64 "\nfailures=%u\n", STORE_MAGIC_PENDING, (uint64_t) p->since,
+        PluginBuf b = {};
+        plugin_buf_printf(&b, "%s\nsince=%" PRIu64 "\nfailures=%u\n", STORE_MAGIC_PENDING, (uint64_t) p->since,
                      p->failures);
         return store_write(state_dir, "pending", id, &b);
 }
@@ -191,7 +191,7 @@ int store_read_photos(const char *state_dir, const char *id, char ***ret_ids, si
                 char *v = store_value(text, key);
                 if (!v)
                         break;
-                if (!graph_id_is_safe(v)) {
+                if (!plugin_id_is_safe(v)) {
                         free(v);
                         break;
                 }
@@ -204,14 +204,14 @@ int store_read_photos(const char *state_dir, const char *id, char ***ret_ids, si
 }
 
 int store_write_photos(const char *state_dir, const char *id, char *const *ids, size_t n) {
-        FbBuf b = {};
-        fbbuf_printf(&b, "%s\n", STORE_MAGIC_PHOTOS);
+        PluginBuf b = {};
+        plugin_buf_printf(&b, "%s\n", STORE_MAGIC_PHOTOS);
         for (size_t i = 0; i < n && i < STORE_MAX_PHOTOS && ids[i]; i++) {
-                if (!graph_id_is_safe(ids[i])) {
-                        fbbuf_free(&b);
+                if (!plugin_id_is_safe(ids[i])) {
+                        plugin_buf_free(&b);
                         return -EINVAL;
                 }
-                fbbuf_printf(&b, "%zu=%s\n", i, ids[i]);
+                plugin_buf_printf(&b, "%zu=%s\n", i, ids[i]);
         }
         return store_write(state_dir, "photos", id, &b);
 }

@@ -2,43 +2,15 @@
 /* line-text.c: measuring and cutting text in LINE's UTF-16 units (see line-text.h). */
 #include "line-text.h"
 
+#include "plugin-util.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the well-formed UTF-8 sequence at `s` and its code point, or 0 when it is not one. */
-static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *ret_cp) {
-        size_t n;
-        uint32_t cp, min;
-
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        }
-        if ((s[0] & 0xE0) == 0xC0)
-                n = 2, cp = s[0] & 0x1F, min = 0x80;
-        else if ((s[0] & 0xF0) == 0xE0)
-                n = 3, cp = s[0] & 0x0F, min = 0x800;
-        else if ((s[0] & 0xF8) == 0xF0)
-                n = 4, cp = s[0] & 0x07, min = 0x10000;
-        else
-                return 0;
-        if (n > left)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        *ret_cp = cp;
-        return n;
-}
-
 /* The code point at `s` of clean text, and its length in bytes. */
 static size_t next_char(const char *s, uint32_t *ret_cp) {
-        size_t n = utf8_decode((const unsigned char *) s, strnlen(s, 4), ret_cp);
+        size_t n = plugin_utf8_decode((const unsigned char *) s, strnlen(s, 4), ret_cp);
         if (n == 0) { /* not clean after all: count the byte as one unit rather than loop */
                 *ret_cp = 0xFFFD;
                 return 1;
@@ -79,7 +51,7 @@ char *line_text_clean(const char *text) {
                 return NULL;
         while (left > 0) {
                 uint32_t cp;
-                size_t n = utf8_decode(s, left, &cp);
+                size_t n = plugin_utf8_decode(s, left, &cp);
                 if (n == 0) {
                         memcpy(out + o, "\xEF\xBF\xBD", 3);
                         o += 3;

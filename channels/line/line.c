@@ -67,7 +67,6 @@
 #define DEFAULT_UNCONFIRMED_AFTER (24ULL * USEC_PER_HOUR)
 #define MAX_AUDIENCES_PER_SEND 10 /* audience objects LINE takes in one narrowcast */
 #define MAX_RESPONSE (256 * 1024)
-#define MAX_ID_LENGTH 128
 #define KEY_FILES_KEPT (60ULL * 24 * USEC_PER_HOUR)
 
 /*
@@ -179,16 +178,6 @@ struct Line {
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Small helpers */
-
-static bool id_is_safe(const char *id) {
-        size_t n = id ? strlen(id) : 0;
-        if (n == 0 || n > MAX_ID_LENGTH || id[0] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", id[i]))
-                        return false;
-        return true;
-}
 
 /* 1234567 → "1,234,567" */
 static const char *format_count(long long v, char buf[static 32]) {
@@ -1318,7 +1307,7 @@ static int line_publish(void *instance, prakat_job *job, const prakat_announceme
         json_t *messages = NULL, *recipient = NULL;
         char date[64] = "";
 
-        if (!id_is_safe(a->id)) {
+        if (!plugin_id_is_safe(a->id)) {
                 finish_now(l, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used as a file name",
                            "ใช้รหัสประกาศนี้เป็นชื่อไฟล์ไม่ได้");
                 return 0;
@@ -1359,7 +1348,7 @@ static int line_retract(void *instance, prakat_job *job, const prakat_announceme
         Line *l = instance;
         json_t *messages = NULL, *recipient = NULL;
 
-        if (!id_is_safe(target->id)) {
+        if (!plugin_id_is_safe(target->id)) {
                 finish_now(l, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used as a file name",
                            "ใช้รหัสประกาศนี้เป็นชื่อไฟล์ไม่ได้");
                 return 0;

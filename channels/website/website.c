@@ -59,7 +59,6 @@
 #define EXPIRY_MARKER "<!--prakat:expiry-->"
 #define SITEMAP_CHUNK 1000
 #define SUMMARY_CHARS 200
-#define MAX_ID_LENGTH 128
 #define MAX_STATE_FILE (256 * 1024)
 #define MAX_REASON_BYTES 4000
 #define RETRY_FLUSH_USEC (60ULL * 1000000ULL)
@@ -159,12 +158,6 @@ typedef struct Pending {
         size_t n_attachment_urls;
 } Pending;
 
-typedef struct Buf {
-        char *data;
-        size_t size;
-        size_t allocated;
-        bool failed;
-} Buf;
 
 typedef struct Website {
         const prakat_host *host;
@@ -216,91 +209,7 @@ static void free_strings(char **v, size_t n) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Growable text buffer.  An allocation failure is remembered and reported once, at the end. */
 
-static void buf_reserve(Buf *b, size_t extra) {
-        if (b->failed)
-                return;
-        if (b->size + extra + 1 <= b->allocated)
-                return;
-        size_t want = b->allocated ? b->allocated * 2 : 4096;
-        while (want < b->size + extra + 1)
-                want *= 2;
-        char *p = realloc(b->data, want);
-        if (!p) {
-                b->failed = true;
-                return;
-        }
-        b->data = p;
-        b->allocated = want;
-}
 
-static void buf_put(Buf *b, const char *s, size_t n) {
-        buf_reserve(b, n);
-        if (b->failed)
-                return;
-        memcpy(b->data + b->size, s, n);
-        b->size += n;
-        b->data[b->size] = 0;
-}
-
-static void buf_puts(Buf *b, const char *s) {
-        buf_put(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void buf_printf(Buf *b, const char *format, ...) {
-        va_list ap;
-        va_start(ap, format);
-        int n = vsnprintf(NULL, 0, format, ap);
-        va_end(ap);
-        if (n < 0) {
-                b->failed = true;
-                return;
-        }
-        buf_reserve(b, (size_t) n);
-        if (b->failed)
-                return;
-        va_start(ap, format);
-        vsnprintf(b->data + b->size, (size_t) n + 1, format, ap);
-        va_end(ap);
-        b->size += (size_t) n;
-}
-
-static void buf_free(Buf *b) {
-        free(b->data);
-        *b = (Buf) {};
-}
-
-/*
- * Length of the well-formed UTF-8 sequence at `s` (1..4) and its code point, or 0 when the
- * bytes are not UTF-8.  The core hands us UTF-8, but a stray byte must not make the feed
- * unparseable.
- */
-static size_t utf8_decode(const unsigned char *s, size_t left, uint32_t *ret_cp) {
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((s[0] & 0xE0) == 0xC0) {
-                n = 2, cp = s[0] & 0x1F, min = 0x80;
-        } else if ((s[0] & 0xF0) == 0xE0) {
-                n = 3, cp = s[0] & 0x0F, min = 0x800;
-        } else if ((s[0] & 0xF8) == 0xF0) {
-                n = 4, cp = s[0] & 0x07, min = 0x10000;
-        } else
-                return 0;
-        if (n > left)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        *ret_cp = cp;
-        return n;
-}
 
 /* Characters XML 1.0 forbids or that only cause trouble in a page; dropped from user text. */
 static bool codepoint_is_unwanted(uint32_t cp) {
@@ -310,47 +219,37 @@ static bool codepoint_is_unwanted(uint32_t cp) {
 }
 
 /* Appends user text escaped for both HTML (text and attribute values) and XML. */
-static void buf_put_text_n(Buf *b, const char *text, size_t length) {
+static void buf_put_text_n(PluginBuf *b, const char *text, size_t length) {
         const unsigned char *s = (const unsigned char *) text;
         while (length > 0) {
                 uint32_t cp;
-                size_t n = utf8_decode(s, length, &cp);
+                size_t n = plugin_utf8_decode(s, length, &cp);
                 if (n == 0) {
-                        buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
+                        plugin_buf_puts(b, "\xEF\xBF\xBD"); /* U+FFFD */
                         s++, length--;
                         continue;
                 }
                 switch (cp) {
-                case '&': buf_puts(b, "&amp;"); break;
-                case '<': buf_puts(b, "&lt;"); break;
-                case '>': buf_puts(b, "&gt;"); break;
-                case '"': buf_puts(b, "&quot;"); break;
-                case '\'': buf_puts(b, "&#39;"); break;
+                case '&': plugin_buf_puts(b, "&amp;"); break;
+                case '<': plugin_buf_puts(b, "&lt;"); break;
+                case '>': plugin_buf_puts(b, "&gt;"); break;
+                case '"': plugin_buf_puts(b, "&quot;"); break;
+                case '\'': plugin_buf_puts(b, "&#39;"); break;
                 default:
                         if (!codepoint_is_unwanted(cp))
-                                buf_put(b, (const char *) s, n);
+                                plugin_buf_put(b, (const char *) s, n);
                 }
                 s += n, length -= n;
         }
 }
 
-static void buf_put_text(Buf *b, const char *text) {
+static void buf_put_text(PluginBuf *b, const char *text) {
         buf_put_text_n(b, text ? text : "", text ? strlen(text) : 0);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Names: ids, slugs, attachment file names, summaries */
 
-/* The core restricts ids already; checked again because the id becomes a path. */
-static bool id_is_safe(const char *id) {
-        size_t n = id ? strlen(id) : 0;
-        if (n == 0 || n > MAX_ID_LENGTH || id[0] == '.')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", id[i]))
-                        return false;
-        return true;
-}
 
 static uint32_t fnv1a32(const char *s) {
         uint32_t h = 2166136261u;
@@ -463,14 +362,14 @@ static bool codepoint_is_thai_combining(uint32_t cp) {
 
 /* The body as one line, white space collapsed, cut after about `max_chars` characters with "…". */
 static char *make_summary(const char *body, size_t max_chars) {
-        Buf b = {};
+        PluginBuf b = {};
         const unsigned char *s = (const unsigned char *) (body ? body : "");
         size_t left = strlen((const char *) s), chars = 0;
         bool space = false, cut = false;
 
         while (left > 0) {
                 uint32_t cp;
-                size_t n = utf8_decode(s, left, &cp);
+                size_t n = plugin_utf8_decode(s, left, &cp);
                 if (n == 0)
                         n = 1, cp = 0xFFFD;
                 if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0) {
@@ -483,18 +382,18 @@ static char *make_summary(const char *body, size_t max_chars) {
                         break;
                 }
                 if (space)
-                        buf_puts(&b, " "), chars++;
+                        plugin_buf_puts(&b, " "), chars++;
                 space = false;
-                buf_put(&b, (const char *) s, n);
+                plugin_buf_put(&b, (const char *) s, n);
                 chars++;
                 s += n, left -= n;
         }
         if (cut)
-                buf_puts(&b, "…");
+                plugin_buf_puts(&b, "…");
         if (!b.data)
-                buf_puts(&b, "");
+                plugin_buf_puts(&b, "");
         if (b.failed) {
-                buf_free(&b);
+                plugin_buf_free(&b);
                 return NULL;
         }
         return b.data;
@@ -640,7 +539,7 @@ static int website_write_file(Website *w, const char *path, const char *data, si
         return 0;
 }
 
-static int website_write_buf(Website *w, const char *path, Buf *b) {
+static int website_write_buf(Website *w, const char *path, PluginBuf *b) {
         if (b->failed) {
                 website_set_error(w, "Failed to render %s: %s", path, strerror(ENOMEM));
                 return -ENOMEM;
@@ -786,33 +685,33 @@ static const char *item_state_to_string(ItemState s) {
         return s == ITEM_WITHDRAWN ? "withdrawn" : s == ITEM_REPLACED ? "replaced" : "listed";
 }
 
-static void buf_put_state_value(Buf *b, const char *key, const char *value) {
+static void buf_put_state_value(PluginBuf *b, const char *key, const char *value) {
         if (!value)
                 return;
-        buf_puts(b, key);
-        buf_puts(b, " ");
+        plugin_buf_puts(b, key);
+        plugin_buf_puts(b, " ");
         for (const char *p = value; *p; p++) {
                 if (*p == '\\')
-                        buf_puts(b, "\\\\");
+                        plugin_buf_puts(b, "\\\\");
                 else if (*p == '\n')
-                        buf_puts(b, "\\n");
+                        plugin_buf_puts(b, "\\n");
                 else if (*p == '\r')
-                        buf_puts(b, "\\r");
+                        plugin_buf_puts(b, "\\r");
                 else
-                        buf_put(b, p, 1);
+                        plugin_buf_put(b, p, 1);
         }
-        buf_puts(b, "\n");
+        plugin_buf_puts(b, "\n");
 }
 
-static void item_record_format(const ItemRecord *r, Buf *b) {
-        buf_puts(b, STATE_MAGIC "\n");
+static void item_record_format(const ItemRecord *r, PluginBuf *b) {
+        plugin_buf_puts(b, STATE_MAGIC "\n");
         buf_put_state_value(b, "id", r->id);
         buf_put_state_value(b, "state", item_state_to_string(r->state));
-        buf_printf(b, "published %" PRIu64 "\nupdated %" PRIu64 "\nexpires %" PRIu64 "\n", r->published, r->updated,
+        plugin_buf_printf(b, "published %" PRIu64 "\nupdated %" PRIu64 "\nexpires %" PRIu64 "\n", r->published, r->updated,
                    r->expires);
-        buf_printf(b, "expiry_shown %d\npriority %d\nhash %016" PRIx64 "\n", r->expiry_shown, r->priority, r->hash);
+        plugin_buf_printf(b, "expiry_shown %d\npriority %d\nhash %016" PRIx64 "\n", r->expiry_shown, r->priority, r->hash);
         if (r->withdrawn_at)
-                buf_printf(b, "withdrawn_at %" PRIu64 "\n", r->withdrawn_at);
+                plugin_buf_printf(b, "withdrawn_at %" PRIu64 "\n", r->withdrawn_at);
         buf_put_state_value(b, "category", r->category);
         buf_put_state_value(b, "title", r->title);
         buf_put_state_value(b, "author", r->author);
@@ -944,7 +843,7 @@ static int item_record_parse(const char *text, size_t size, ItemRecord *ret) {
                 }
                 line = *end ? end + 1 : end;
         }
-        if (!r.id || !r.title || !r.category || !id_is_safe(r.id)) {
+        if (!r.id || !r.title || !r.category || !plugin_id_is_safe(r.id)) {
                 item_record_done(&r);
                 return -EINVAL;
         }
@@ -981,10 +880,10 @@ static int website_write_record(Website *w, const ItemRecord *rec) {
         _cleanup_free_ char *path = website_item_path(w, rec->id);
         if (!path)
                 return -ENOMEM;
-        Buf b = {};
+        PluginBuf b = {};
         item_record_format(rec, &b);
         int r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         return r;
 }
 
@@ -1208,28 +1107,28 @@ static const char *website_site_name(Website *w) {
         return w->office_name[0] ? w->office_name : w->site_title;
 }
 
-static void buf_put_meta(Buf *b, const char *attribute, const char *name, const char *content) {
-        buf_printf(b, "<meta %s=\"%s\" content=\"", attribute, name);
+static void buf_put_meta(PluginBuf *b, const char *attribute, const char *name, const char *content) {
+        plugin_buf_printf(b, "<meta %s=\"%s\" content=\"", attribute, name);
         buf_put_text(b, content);
-        buf_puts(b, "\">\n");
+        plugin_buf_puts(b, "\">\n");
 }
 
-static void website_render_head(Website *w, Buf *b, const PageHead *h) {
-        buf_puts(b, "<!DOCTYPE html>\n<html lang=\"th\">\n<head>\n<meta charset=\"utf-8\">\n"
+static void website_render_head(Website *w, PluginBuf *b, const PageHead *h) {
+        plugin_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"th\">\n<head>\n<meta charset=\"utf-8\">\n"
                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>");
         buf_put_text(b, h->title);
         if (strcmp(h->title, w->site_title) != 0) {
-                buf_puts(b, " – ");
+                plugin_buf_puts(b, " – ");
                 buf_put_text(b, w->site_title);
         }
-        buf_puts(b, "</title>\n<link rel=\"canonical\" href=\"");
+        plugin_buf_puts(b, "</title>\n<link rel=\"canonical\" href=\"");
         buf_put_text(b, h->canonical);
-        buf_printf(b, "\">\n<link rel=\"stylesheet\" href=\"%sstyle.css\">\n", h->root);
-        buf_puts(b, "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"");
+        plugin_buf_printf(b, "\">\n<link rel=\"stylesheet\" href=\"%sstyle.css\">\n", h->root);
+        plugin_buf_puts(b, "<link rel=\"alternate\" type=\"application/atom+xml\" title=\"");
         buf_put_text(b, w->site_title);
-        buf_printf(b, "\" href=\"%sfeed.atom\">\n", h->root);
+        plugin_buf_printf(b, "\" href=\"%sfeed.atom\">\n", h->root);
         if (h->noindex)
-                buf_puts(b, "<meta name=\"robots\" content=\"noindex\">\n");
+                plugin_buf_puts(b, "<meta name=\"robots\" content=\"noindex\">\n");
         if (h->description)
                 buf_put_meta(b, "name", "description", h->description);
         buf_put_meta(b, "property", "og:title", h->title);
@@ -1246,24 +1145,24 @@ static void website_render_head(Website *w, Buf *b, const PageHead *h) {
                 website_date(w, h->published, PRAKAT_DATE_ISO_LOCAL, iso, sizeof(iso));
                 buf_put_meta(b, "property", "article:published_time", iso);
         }
-        buf_printf(b, "</head>\n<body>\n<header class=\"site\"><a class=\"home\" href=\"%sindex.html\">", h->root);
+        plugin_buf_printf(b, "</head>\n<body>\n<header class=\"site\"><a class=\"home\" href=\"%sindex.html\">", h->root);
         buf_put_text(b, w->site_title);
-        buf_puts(b, "</a>");
+        plugin_buf_puts(b, "</a>");
         if (w->office_name[0]) {
-                buf_puts(b, "<span class=\"office\">");
+                plugin_buf_puts(b, "<span class=\"office\">");
                 buf_put_text(b, w->office_name);
-                buf_puts(b, "</span>");
+                plugin_buf_puts(b, "</span>");
         }
-        buf_puts(b, "</header>\n<main>\n");
+        plugin_buf_puts(b, "</header>\n<main>\n");
 }
 
-static void website_render_foot(Website *w, Buf *b, const char *root) {
-        buf_puts(b, "</main>\n<footer>");
+static void website_render_foot(Website *w, PluginBuf *b, const char *root) {
+        plugin_buf_puts(b, "</main>\n<footer>");
         if (w->office_name[0]) {
                 buf_put_text(b, w->office_name);
-                buf_puts(b, " · ");
+                plugin_buf_puts(b, " · ");
         }
-        buf_printf(b, "<a href=\"%sindex.html\">หน้าแรก</a> · <a href=\"%sfeed.atom\">ฟีดข่าว (Atom)</a>"
+        plugin_buf_printf(b, "<a href=\"%sindex.html\">หน้าแรก</a> · <a href=\"%sfeed.atom\">ฟีดข่าว (Atom)</a>"
                       "</footer>\n</body>\n</html>\n",
                    root, root);
 }
@@ -1273,12 +1172,12 @@ static char *website_article_url(Website *w, const char *id) {
         return asprintf(&s, "%s/a/%s.html", w->base_url, id) < 0 ? NULL : s;
 }
 
-static void buf_put_category_link(Buf *b, const Category *c, const char *root) {
-        buf_printf(b, "<a class=\"category\" href=\"%scategory/", root);
+static void buf_put_category_link(PluginBuf *b, const Category *c, const char *root) {
+        plugin_buf_printf(b, "<a class=\"category\" href=\"%scategory/", root);
         buf_put_text(b, c->slug);
-        buf_puts(b, "/index.html\">");
+        plugin_buf_puts(b, "/index.html\">");
         buf_put_text(b, c->name);
-        buf_puts(b, "</a>");
+        plugin_buf_puts(b, "</a>");
 }
 
 static const char *priority_label(int priority) {
@@ -1287,28 +1186,28 @@ static const char *priority_label(int priority) {
                                                      : "";
 }
 
-static void buf_put_time(Website *w, Buf *b, prakat_usec_t usec, prakat_date_style style) {
+static void buf_put_time(Website *w, PluginBuf *b, prakat_usec_t usec, prakat_date_style style) {
         char iso[64], text[128];
         website_date(w, usec, PRAKAT_DATE_ISO_LOCAL, iso, sizeof(iso));
         website_date(w, usec, style, text, sizeof(text));
-        buf_puts(b, "<time datetime=\"");
+        plugin_buf_puts(b, "<time datetime=\"");
         buf_put_text(b, iso);
-        buf_puts(b, "\">");
+        plugin_buf_puts(b, "\">");
         buf_put_text(b, text);
-        buf_puts(b, "</time>");
+        plugin_buf_puts(b, "</time>");
 }
 
-static void website_put_expired_banner(Website *w, Buf *b, prakat_usec_t expires) {
-        buf_puts(b, "<p class=\"banner expired\">หมดอายุแล้ว / This announcement has expired (");
+static void website_put_expired_banner(Website *w, PluginBuf *b, prakat_usec_t expires) {
+        plugin_buf_puts(b, "<p class=\"banner expired\">หมดอายุแล้ว / This announcement has expired (");
         buf_put_time(w, b, expires, PRAKAT_DATE_THAI_LONG);
-        buf_puts(b, ")</p>\n");
+        plugin_buf_puts(b, ")</p>\n");
 }
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Article page */
 
 /* Paragraphs split on blank lines; single line breaks become <br>. */
-static void buf_put_body(Buf *b, const char *body) {
+static void buf_put_body(PluginBuf *b, const char *body) {
         bool open = false;
         for (const char *line = body ? body : ""; *line;) {
                 const char *end = strchrnul(line, '\n');
@@ -1317,17 +1216,17 @@ static void buf_put_body(Buf *b, const char *body) {
                         n--;
                 if (n == 0) {
                         if (open)
-                                buf_puts(b, "</p>\n");
+                                plugin_buf_puts(b, "</p>\n");
                         open = false;
                 } else {
-                        buf_puts(b, open ? "<br>\n" : "<p>");
+                        plugin_buf_puts(b, open ? "<br>\n" : "<p>");
                         buf_put_text_n(b, line, n);
                         open = true;
                 }
                 line = *end ? end + 1 : end;
         }
         if (open)
-                buf_puts(b, "</p>\n");
+                plugin_buf_puts(b, "</p>\n");
 }
 
 static void format_size(uint64_t size, char buffer[static 32]) {
@@ -1340,22 +1239,22 @@ static void format_size(uint64_t size, char buffer[static 32]) {
 }
 
 /* Ids and safe names hold only URL-safe characters; they are escaped all the same. */
-static void buf_put_attachment_href(Buf *b, const char *id, const char *name) {
-        buf_puts(b, "../files/");
+static void buf_put_attachment_href(PluginBuf *b, const char *id, const char *name) {
+        plugin_buf_puts(b, "../files/");
         buf_put_text(b, id);
-        buf_puts(b, "/");
+        plugin_buf_puts(b, "/");
         buf_put_text(b, name);
 }
 
-static void website_render_attachments(Website *w, Buf *b, const prakat_announcement *a, char *const *names) {
+static void website_render_attachments(Website *w, PluginBuf *b, const prakat_announcement *a, char *const *names) {
         for (size_t i = 0; i < a->n_attachments; i++) {
                 if (!extension_is_inline_image(safe_name_extension(names[i])))
                         continue;
-                buf_puts(b, "<figure><img loading=\"lazy\" src=\"");
+                plugin_buf_puts(b, "<figure><img loading=\"lazy\" src=\"");
                 buf_put_attachment_href(b, a->id, names[i]);
-                buf_puts(b, "\" alt=\"");
+                plugin_buf_puts(b, "\" alt=\"");
                 buf_put_text(b, a->attachments[i].name);
-                buf_puts(b, "\"></figure>\n");
+                plugin_buf_puts(b, "\"></figure>\n");
         }
         bool list_open = false;
         for (size_t i = 0; i < a->n_attachments; i++) {
@@ -1364,16 +1263,16 @@ static void website_render_attachments(Website *w, Buf *b, const prakat_announce
                 char size[32];
                 format_size(a->attachments[i].size, size);
                 if (!list_open)
-                        buf_puts(b, "<h2>ไฟล์แนบ</h2>\n<ul class=\"files\">\n");
+                        plugin_buf_puts(b, "<h2>ไฟล์แนบ</h2>\n<ul class=\"files\">\n");
                 list_open = true;
-                buf_puts(b, "<li><a href=\"");
+                plugin_buf_puts(b, "<li><a href=\"");
                 buf_put_attachment_href(b, a->id, names[i]);
-                buf_puts(b, "\" download>");
+                plugin_buf_puts(b, "\" download>");
                 buf_put_text(b, a->attachments[i].name);
-                buf_printf(b, "</a> <span class=\"size\">(%s)</span></li>\n", size);
+                plugin_buf_printf(b, "</a> <span class=\"size\">(%s)</span></li>\n", size);
         }
         if (list_open)
-                buf_puts(b, "</ul>\n");
+                plugin_buf_puts(b, "</ul>\n");
 }
 
 /*
@@ -1381,7 +1280,7 @@ static void website_render_attachments(Website *w, Buf *b, const prakat_announce
  * goes, so that the expiry timer can put it in without the announcement at hand.
  */
 static void website_render_article(Website *w, const prakat_announcement *a, const ItemRecord *rec,
-                                   char *const *names, bool expired, Buf *b) {
+                                   char *const *names, bool expired, PluginBuf *b) {
         _cleanup_free_ char *url = website_article_url(w, a->id);
         _cleanup_free_ char *image = NULL;
         if (rec->image && asprintf(&image, "%s/%s", w->base_url, rec->image) < 0)
@@ -1399,34 +1298,34 @@ static void website_render_article(Website *w, const prakat_announcement *a, con
                 .published = rec->published,
         };
         website_render_head(w, b, &head);
-        buf_puts(b, "<article>\n");
+        plugin_buf_puts(b, "<article>\n");
         if (expired)
                 website_put_expired_banner(w, b, rec->expires);
         else if (rec->expires)
-                buf_puts(b, EXPIRY_MARKER "\n");
-        buf_printf(b, "<h1>%s", priority_label(rec->priority));
+                plugin_buf_puts(b, EXPIRY_MARKER "\n");
+        plugin_buf_printf(b, "<h1>%s", priority_label(rec->priority));
         buf_put_text(b, rec->title);
-        buf_puts(b, "</h1>\n<p class=\"meta\">");
+        plugin_buf_puts(b, "</h1>\n<p class=\"meta\">");
         buf_put_time(w, b, rec->published, PRAKAT_DATE_THAI_LONG);
         if (c) {
-                buf_puts(b, " · หมวด ");
+                plugin_buf_puts(b, " · หมวด ");
                 buf_put_category_link(b, c, "../");
         }
         if (a->author && a->author[0]) {
-                buf_puts(b, " · โดย <span class=\"author\">");
+                plugin_buf_puts(b, " · โดย <span class=\"author\">");
                 buf_put_text(b, a->author);
-                buf_puts(b, "</span>");
+                plugin_buf_puts(b, "</span>");
         }
-        buf_puts(b, "</p>\n<div class=\"body\">\n");
+        plugin_buf_puts(b, "</p>\n<div class=\"body\">\n");
         buf_put_body(b, a->body);
-        buf_puts(b, "</div>\n");
+        plugin_buf_puts(b, "</div>\n");
         website_render_attachments(w, b, a, names);
-        buf_puts(b, "</article>\n<nav class=\"back\"><a href=\"../index.html\">← ประกาศทั้งหมด</a>");
+        plugin_buf_puts(b, "</article>\n<nav class=\"back\"><a href=\"../index.html\">← ประกาศทั้งหมด</a>");
         if (c) {
-                buf_puts(b, " ");
+                plugin_buf_puts(b, " ");
                 buf_put_category_link(b, c, "../");
         }
-        buf_puts(b, "</nav>\n");
+        plugin_buf_puts(b, "</nav>\n");
         website_render_foot(w, b, "../");
 }
 
@@ -1442,7 +1341,7 @@ typedef struct Notice {
         const char *new_title;
 } Notice;
 
-static void website_render_notice(Website *w, const Notice *n, Buf *b) {
+static void website_render_notice(Website *w, const Notice *n, PluginBuf *b) {
         _cleanup_free_ char *url = website_article_url(w, n->new_id ? n->new_id : n->id);
         PageHead head = {
                 .title = n->title,
@@ -1452,32 +1351,32 @@ static void website_render_notice(Website *w, const Notice *n, Buf *b) {
                 .noindex = true,
         };
         website_render_head(w, b, &head);
-        buf_puts(b, "<article class=\"notice\">\n");
+        plugin_buf_puts(b, "<article class=\"notice\">\n");
         if (n->new_id)
-                buf_puts(b, "<p class=\"banner updated\">มีฉบับปรับปรุง / An updated version of this announcement "
+                plugin_buf_puts(b, "<p class=\"banner updated\">มีฉบับปรับปรุง / An updated version of this announcement "
                             "is available</p>\n");
         else
-                buf_puts(b, "<p class=\"banner withdrawn\">ประกาศนี้ถูกยกเลิกแล้ว / This announcement was "
+                plugin_buf_puts(b, "<p class=\"banner withdrawn\">ประกาศนี้ถูกยกเลิกแล้ว / This announcement was "
                             "withdrawn</p>\n");
-        buf_puts(b, "<h1>");
+        plugin_buf_puts(b, "<h1>");
         buf_put_text(b, n->title);
-        buf_puts(b, "</h1>\n<p class=\"meta\">");
-        buf_puts(b, n->new_id ? "ปรับปรุงเมื่อ / Updated " : "ยกเลิกเมื่อ / Withdrawn ");
+        plugin_buf_puts(b, "</h1>\n<p class=\"meta\">");
+        plugin_buf_puts(b, n->new_id ? "ปรับปรุงเมื่อ / Updated " : "ยกเลิกเมื่อ / Withdrawn ");
         buf_put_time(w, b, n->when, PRAKAT_DATE_THAI_LONG);
-        buf_puts(b, "</p>\n");
+        plugin_buf_puts(b, "</p>\n");
         if (n->reason && n->reason[0]) {
-                buf_puts(b, "<div class=\"reason\"><p>เหตุผล / Reason:</p>\n");
+                plugin_buf_puts(b, "<div class=\"reason\"><p>เหตุผล / Reason:</p>\n");
                 buf_put_body(b, n->reason);
-                buf_puts(b, "</div>\n");
+                plugin_buf_puts(b, "</div>\n");
         }
         if (n->new_id) {
-                buf_puts(b, "<p class=\"updated-link\"><a href=\"");
+                plugin_buf_puts(b, "<p class=\"updated-link\"><a href=\"");
                 buf_put_text(b, n->new_id);
-                buf_puts(b, ".html\">อ่านฉบับปรับปรุง / Read the updated version: ");
+                plugin_buf_puts(b, ".html\">อ่านฉบับปรับปรุง / Read the updated version: ");
                 buf_put_text(b, n->new_title ? n->new_title : n->new_id);
-                buf_puts(b, "</a></p>\n");
+                plugin_buf_puts(b, "</a></p>\n");
         }
-        buf_puts(b, "</article>\n<nav class=\"back\"><a href=\"../index.html\">← ประกาศทั้งหมด</a></nav>\n");
+        plugin_buf_puts(b, "</article>\n<nav class=\"back\"><a href=\"../index.html\">← ประกาศทั้งหมด</a></nav>\n");
         website_render_foot(w, b, "../");
 }
 
@@ -1494,47 +1393,47 @@ typedef struct ListingView {
         size_t n;
 } ListingView;
 
-static void website_render_listing_item(Website *w, Buf *b, const Item *item, const char *root,
+static void website_render_listing_item(Website *w, PluginBuf *b, const Item *item, const char *root,
                                         prakat_usec_t now) {
         ItemRecord rec = {};
         bool have = website_read_record(w, item->id, &rec) == 0;
         const Category *c = &w->categories[item->category];
         bool expired = item->expires && now >= item->expires;
 
-        buf_printf(b, "<li%s>%s<a class=\"title\" href=\"%sa/", expired ? " class=\"expired\"" : "",
+        plugin_buf_printf(b, "<li%s>%s<a class=\"title\" href=\"%sa/", expired ? " class=\"expired\"" : "",
                    have ? priority_label(rec.priority) : "", root);
         buf_put_text(b, item->id);
-        buf_puts(b, ".html\">");
+        plugin_buf_puts(b, ".html\">");
         buf_put_text(b, have ? rec.title : item->id);
-        buf_puts(b, "</a>");
+        plugin_buf_puts(b, "</a>");
         if (expired)
-                buf_puts(b, " <span class=\"badge expired\">หมดอายุ</span>");
-        buf_puts(b, "\n<div class=\"meta\">");
+                plugin_buf_puts(b, " <span class=\"badge expired\">หมดอายุ</span>");
+        plugin_buf_puts(b, "\n<div class=\"meta\">");
         buf_put_time(w, b, item->published, PRAKAT_DATE_THAI_LONG_DATE);
-        buf_puts(b, " · ");
+        plugin_buf_puts(b, " · ");
         buf_put_category_link(b, c, root);
-        buf_puts(b, "</div>\n");
+        plugin_buf_puts(b, "</div>\n");
         if (have && rec.summary && rec.summary[0]) {
-                buf_puts(b, "<p class=\"summary\">");
+                plugin_buf_puts(b, "<p class=\"summary\">");
                 buf_put_text(b, rec.summary);
-                buf_puts(b, "</p>\n");
+                plugin_buf_puts(b, "</p>\n");
         }
-        buf_puts(b, "</li>\n");
+        plugin_buf_puts(b, "</li>\n");
         item_record_done(&rec);
 }
 
 /* Items members[from..to) newest first. */
-static void website_render_items(Website *w, Buf *b, const ListingView *v, size_t from, size_t to,
+static void website_render_items(Website *w, PluginBuf *b, const ListingView *v, size_t from, size_t to,
                                  const char *root) {
         prakat_usec_t now = w->host->now(w->host);
         if (from >= to) {
-                buf_puts(b, "<p class=\"empty\">ยังไม่มีประกาศในหน้านี้</p>\n");
+                plugin_buf_puts(b, "<p class=\"empty\">ยังไม่มีประกาศในหน้านี้</p>\n");
                 return;
         }
-        buf_puts(b, "<ul class=\"list\">\n");
+        plugin_buf_puts(b, "<ul class=\"list\">\n");
         for (size_t i = to; i > from; i--)
                 website_render_listing_item(w, b, w->items[v->members[i - 1]], root, now);
-        buf_puts(b, "</ul>\n");
+        plugin_buf_puts(b, "</ul>\n");
 }
 
 static char *website_listing_url(Website *w, const ListingView *v, size_t page) {
@@ -1544,14 +1443,14 @@ static char *website_listing_url(Website *w, const ListingView *v, size_t page) 
         return r < 0 ? NULL : s;
 }
 
-static void website_render_listing_heading(Buf *b, const ListingView *v, size_t page) {
-        buf_puts(b, "<h1>");
+static void website_render_listing_heading(PluginBuf *b, const ListingView *v, size_t page) {
+        plugin_buf_puts(b, "<h1>");
         if (v->category)
-                buf_puts(b, "หมวด ");
+                plugin_buf_puts(b, "หมวด ");
         buf_put_text(b, v->heading);
         if (page > 0)
-                buf_printf(b, " <span class=\"page\">(หน้า %zu)</span>", page);
-        buf_puts(b, "</h1>\n");
+                plugin_buf_printf(b, " <span class=\"page\">(หน้า %zu)</span>", page);
+        plugin_buf_puts(b, "</h1>\n");
 }
 
 /* The <title> of a listing page: the site title, "หมวด X", "คลังประกาศ หน้า N", "หมวด X หน้า N". */
@@ -1575,24 +1474,24 @@ static int website_render_archive_page(Website *w, const ListingView *v, size_t 
         if (!url || !title || asprintf(&root, "../%s", v->up) < 0 ||
             asprintf(&path, "%s/%spage/%zu.html", w->output, v->dir, page) < 0)
                 return -ENOMEM;
-        Buf b = {};
+        PluginBuf b = {};
         PageHead head = {.title = title, .canonical = url, .root = root, .og_type = "website"};
         website_render_head(w, &b, &head);
         website_render_listing_heading(&b, v, page);
         website_render_items(w, &b, v, from, to, root);
 
-        buf_puts(&b, "<nav class=\"pager\">");
+        plugin_buf_puts(&b, "<nav class=\"pager\">");
         if (page < pages)
-                buf_printf(&b, "<a rel=\"prev\" href=\"%zu.html\">← ใหม่กว่า</a>", page + 1);
+                plugin_buf_printf(&b, "<a rel=\"prev\" href=\"%zu.html\">← ใหม่กว่า</a>", page + 1);
         else
-                buf_puts(&b, "<a href=\"../index.html\">← ล่าสุด</a>");
+                plugin_buf_puts(&b, "<a href=\"../index.html\">← ล่าสุด</a>");
         if (page > 1)
-                buf_printf(&b, " <a rel=\"next\" href=\"%zu.html\">เก่ากว่า →</a>", page - 1);
-        buf_puts(&b, "</nav>\n");
+                plugin_buf_printf(&b, " <a rel=\"next\" href=\"%zu.html\">เก่ากว่า →</a>", page - 1);
+        plugin_buf_puts(&b, "</nav>\n");
         website_render_foot(w, &b, root);
 
         int r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         return r;
 }
 
@@ -1608,7 +1507,7 @@ static int website_render_listing_index(Website *w, const ListingView *v) {
         _cleanup_free_ char *title = website_listing_title(v, 0);
         if (!title)
                 return -ENOMEM;
-        Buf b = {};
+        PluginBuf b = {};
         PageHead head = {.title = title, .canonical = url, .root = v->up, .og_type = "website"};
         website_render_head(w, &b, &head);
         website_render_listing_heading(&b, v, 0);
@@ -1616,19 +1515,19 @@ static int website_render_listing_index(Website *w, const ListingView *v) {
 
         if (from > 0) {
                 size_t older = (from - 1) / pp + 1;
-                buf_printf(&b, "<nav class=\"pager\"><a rel=\"next\" href=\"page/%zu.html\">เก่ากว่า →</a></nav>\n",
+                plugin_buf_printf(&b, "<nav class=\"pager\"><a rel=\"next\" href=\"page/%zu.html\">เก่ากว่า →</a></nav>\n",
                            older);
                 /* Pages with items only; the empty last page is reachable from the one before it. */
                 size_t full = (n + pp - 1) / pp;
-                buf_puts(&b, "<nav class=\"archive\"><h2>ประกาศย้อนหลัง</h2>\n<p>");
+                plugin_buf_puts(&b, "<nav class=\"archive\"><h2>ประกาศย้อนหลัง</h2>\n<p>");
                 for (size_t p = full; p >= 1; p--)
-                        buf_printf(&b, "<a href=\"page/%zu.html\">%zu</a>%s", p, p, p > 1 ? " " : "");
-                buf_puts(&b, "</p></nav>\n");
+                        plugin_buf_printf(&b, "<a href=\"page/%zu.html\">%zu</a>%s", p, p, p > 1 ? " " : "");
+                plugin_buf_puts(&b, "</p></nav>\n");
         }
         website_render_foot(w, &b, v->up);
 
         int r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         return r;
 }
 
@@ -1722,13 +1621,13 @@ static int website_render_listings(Website *w) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Atom feed and sitemaps */
 
-static void buf_put_xml_element(Buf *b, const char *name, const char *text) {
-        buf_printf(b, "<%s>", name);
+static void buf_put_xml_element(PluginBuf *b, const char *name, const char *text) {
+        plugin_buf_printf(b, "<%s>", name);
         buf_put_text(b, text);
-        buf_printf(b, "</%s>\n", name);
+        plugin_buf_printf(b, "</%s>\n", name);
 }
 
-static void website_render_feed_entry(Website *w, Buf *b, const Item *item) {
+static void website_render_feed_entry(Website *w, PluginBuf *b, const Item *item) {
         ItemRecord rec = {};
         bool have = website_read_record(w, item->id, &rec) == 0;
         _cleanup_free_ char *url = website_article_url(w, item->id);
@@ -1737,22 +1636,22 @@ static void website_render_feed_entry(Website *w, Buf *b, const Item *item) {
         website_date(w, item->updated > item->published ? item->updated : item->published, PRAKAT_DATE_ISO_UTC,
                      updated, sizeof(updated));
 
-        buf_puts(b, "<entry>\n");
+        plugin_buf_puts(b, "<entry>\n");
         buf_put_xml_element(b, "id", url);
         buf_put_xml_element(b, "title", have ? rec.title : item->id);
-        buf_puts(b, "<link rel=\"alternate\" type=\"text/html\" href=\"");
+        plugin_buf_puts(b, "<link rel=\"alternate\" type=\"text/html\" href=\"");
         buf_put_text(b, url);
-        buf_puts(b, "\"/>\n");
+        plugin_buf_puts(b, "\"/>\n");
         buf_put_xml_element(b, "published", published);
         buf_put_xml_element(b, "updated", updated);
-        buf_puts(b, "<author><name>");
+        plugin_buf_puts(b, "<author><name>");
         buf_put_text(b, have && rec.author && rec.author[0] ? rec.author : website_site_name(w));
-        buf_puts(b, "</name></author>\n<category term=\"");
+        plugin_buf_puts(b, "</name></author>\n<category term=\"");
         buf_put_text(b, w->categories[item->category].name);
-        buf_puts(b, "\"/>\n");
+        plugin_buf_puts(b, "\"/>\n");
         if (have && rec.summary && rec.summary[0])
                 buf_put_xml_element(b, "summary", rec.summary);
-        buf_puts(b, "</entry>\n");
+        plugin_buf_puts(b, "</entry>\n");
         item_record_done(&rec);
 }
 
@@ -1763,29 +1662,29 @@ static int website_render_feed(Website *w) {
         char now[64];
         website_date(w, w->host->now(w->host), PRAKAT_DATE_ISO_UTC, now, sizeof(now));
 
-        Buf b = {};
-        buf_puts(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+        PluginBuf b = {};
+        plugin_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
                      "<feed xmlns=\"http://www.w3.org/2005/Atom\" xml:lang=\"th\">\n<id>");
         buf_put_text(&b, w->base_url);
-        buf_puts(&b, "/</id>\n");
+        plugin_buf_puts(&b, "/</id>\n");
         buf_put_xml_element(&b, "title", w->site_title);
         if (w->office_name[0])
                 buf_put_xml_element(&b, "subtitle", w->office_name);
         buf_put_xml_element(&b, "updated", now);
-        buf_puts(&b, "<link rel=\"self\" type=\"application/atom+xml\" href=\"");
+        plugin_buf_puts(&b, "<link rel=\"self\" type=\"application/atom+xml\" href=\"");
         buf_put_text(&b, w->base_url);
-        buf_puts(&b, "/feed.atom\"/>\n<link rel=\"alternate\" type=\"text/html\" href=\"");
+        plugin_buf_puts(&b, "/feed.atom\"/>\n<link rel=\"alternate\" type=\"text/html\" href=\"");
         buf_put_text(&b, w->base_url);
-        buf_puts(&b, "/\"/>\n<author><name>");
+        plugin_buf_puts(&b, "/\"/>\n<author><name>");
         buf_put_text(&b, website_site_name(w));
-        buf_puts(&b, "</name></author>\n<generator version=\"" WEBSITE_VERSION "\">prakat</generator>\n");
+        plugin_buf_puts(&b, "</name></author>\n<generator version=\"" WEBSITE_VERSION "\">prakat</generator>\n");
         size_t shown = 0;
         for (size_t i = w->n_items; i > 0 && shown < w->feed_items; i--, shown++)
                 website_render_feed_entry(w, &b, w->items[i - 1]);
-        buf_puts(&b, "</feed>\n");
+        plugin_buf_puts(&b, "</feed>\n");
 
         int r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         return r;
 }
 
@@ -1806,33 +1705,33 @@ static int website_render_sitemap_chunk(Website *w, size_t chunk) {
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/sitemap-%zu.xml", w->output, chunk) < 0)
                 return -ENOMEM;
-        Buf b = {};
-        buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        PluginBuf b = {};
+        plugin_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                      "<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n");
         size_t first = (chunk - 1) * SITEMAP_CHUNK, end = chunk * SITEMAP_CHUNK;
         for (size_t slot = first; slot < end && slot <= w->n_items; slot++) {
                 /* index.html has no lastmod, so that chunk 1 does not change with every publish. */
                 if (slot == 0) {
-                        buf_puts(&b, "<url><loc>");
+                        plugin_buf_puts(&b, "<url><loc>");
                         buf_put_text(&b, w->base_url);
-                        buf_puts(&b, "/</loc></url>\n");
+                        plugin_buf_puts(&b, "/</loc></url>\n");
                         continue;
                 }
                 const Item *item = w->items[slot - 1];
                 char lastmod[64];
                 website_date(w, item->updated > item->published ? item->updated : item->published,
                              PRAKAT_DATE_ISO_UTC, lastmod, sizeof(lastmod));
-                buf_puts(&b, "<url><loc>");
+                plugin_buf_puts(&b, "<url><loc>");
                 buf_put_text(&b, w->base_url);
-                buf_puts(&b, "/a/");
+                plugin_buf_puts(&b, "/a/");
                 buf_put_text(&b, item->id);
-                buf_puts(&b, ".html</loc><lastmod>");
+                plugin_buf_puts(&b, ".html</loc><lastmod>");
                 buf_put_text(&b, lastmod);
-                buf_puts(&b, "</lastmod></url>\n");
+                plugin_buf_puts(&b, "</lastmod></url>\n");
         }
-        buf_puts(&b, "</urlset>\n");
+        plugin_buf_puts(&b, "</urlset>\n");
         int r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         return r;
 }
 
@@ -1840,27 +1739,27 @@ static int website_render_sitemap_index(Website *w) {
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/sitemap.xml", w->output) < 0)
                 return -ENOMEM;
-        Buf b = {};
-        buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        PluginBuf b = {};
+        plugin_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                      "<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n");
         size_t chunks = sitemap_chunks_for(w->n_items);
         for (size_t chunk = 1; chunk <= chunks; chunk++) {
-                buf_puts(&b, "<sitemap><loc>");
+                plugin_buf_puts(&b, "<sitemap><loc>");
                 buf_put_text(&b, w->base_url);
-                buf_printf(&b, "/sitemap-%zu.xml</loc>", chunk);
+                plugin_buf_printf(&b, "/sitemap-%zu.xml</loc>", chunk);
                 prakat_usec_t lastmod = website_chunk_lastmod(w, chunk);
                 if (lastmod) {
                         char iso[64];
                         website_date(w, lastmod, PRAKAT_DATE_ISO_UTC, iso, sizeof(iso));
-                        buf_puts(&b, "<lastmod>");
+                        plugin_buf_puts(&b, "<lastmod>");
                         buf_put_text(&b, iso);
-                        buf_puts(&b, "</lastmod>");
+                        plugin_buf_puts(&b, "</lastmod>");
                 }
-                buf_puts(&b, "</sitemap>\n");
+                plugin_buf_puts(&b, "</sitemap>\n");
         }
-        buf_puts(&b, "</sitemapindex>\n");
+        plugin_buf_puts(&b, "</sitemapindex>\n");
         int r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         return r;
 }
 
@@ -2100,12 +1999,12 @@ static int website_expire_article(Website *w, Item *item) {
         /* The marker has a line of its own; the banner takes that line. */
         char *marker = page ? strstr(page, EXPIRY_MARKER "\n") : NULL;
         if (marker) {
-                Buf b = {};
-                buf_put(&b, page, (size_t) (marker - page));
+                PluginBuf b = {};
+                plugin_buf_put(&b, page, (size_t) (marker - page));
                 website_put_expired_banner(w, &b, item->expires);
-                buf_puts(&b, marker + strlen(EXPIRY_MARKER "\n"));
+                plugin_buf_puts(&b, marker + strlen(EXPIRY_MARKER "\n"));
                 r = website_write_buf(w, path, &b);
-                buf_free(&b);
+                plugin_buf_free(&b);
                 if (r < 0)
                         return r;
         }
@@ -2236,10 +2135,10 @@ static int website_make_record(Website *w, const prakat_announcement *a, char *c
 static int website_write_article(Website *w, const prakat_announcement *a, ItemRecord *rec,
                                  const ItemRecord *old, char *const *names) {
         prakat_usec_t now = w->host->now(w->host);
-        Buf plain = {};
+        PluginBuf plain = {};
         website_render_article(w, a, rec, names, false, &plain);
         if (plain.failed) {
-                buf_free(&plain);
+                plugin_buf_free(&plain);
                 return -ENOMEM;
         }
         rec->hash = fnv1a64(plain.data, plain.size);
@@ -2248,7 +2147,7 @@ static int website_write_article(Website *w, const prakat_announcement *a, ItemR
 
         bool expired = rec->expires && now >= rec->expires;
         rec->expiry_shown = expired;
-        Buf page = {};
+        PluginBuf page = {};
         if (expired)
                 website_render_article(w, a, rec, names, true, &page);
 
@@ -2256,8 +2155,8 @@ static int website_write_article(Website *w, const prakat_announcement *a, ItemR
         int r = -ENOMEM;
         if (asprintf(&path, "%s/a/%s.html", w->output, a->id) >= 0)
                 r = website_write_buf(w, path, expired ? &page : &plain);
-        buf_free(&plain);
-        buf_free(&page);
+        plugin_buf_free(&plain);
+        plugin_buf_free(&page);
         return r;
 }
 
@@ -2351,13 +2250,13 @@ static int website_withdraw(Website *w, const char *id, const char *fallback_tit
         prakat_usec_t when = again ? rec.withdrawn_at : w->host->now(w->host);
         Notice notice = {.id = id, .title = rec.title, .reason = reason, .when = when, .new_id = new_id,
                          .new_title = new_title};
-        Buf b = {};
+        PluginBuf b = {};
         website_render_notice(w, &notice, &b);
         _cleanup_free_ char *path = NULL;
         r = -ENOMEM;
         if (asprintf(&path, "%s/a/%s.html", w->output, id) >= 0)
                 r = website_write_buf(w, path, &b);
-        buf_free(&b);
+        plugin_buf_free(&b);
         if (r == 0)
                 r = website_remove_attachments(w, id);
         if (r == 0)
@@ -2536,7 +2435,7 @@ static int website_load_state(Website *w) {
                 return -errno;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (de->d_name[0] == '.' || !id_is_safe(de->d_name))
+                if (de->d_name[0] == '.' || !plugin_id_is_safe(de->d_name))
                         continue;
                 int r = website_load_item(w, de->d_name);
                 if (r < 0)
@@ -2664,7 +2563,7 @@ static int website_configure(const prakat_host *host, const prakat_config_entry 
 
 static int website_publish(void *instance, prakat_job *job, const prakat_announcement *announcement) {
         Website *w = instance;
-        if (!id_is_safe(announcement->id)) {
+        if (!plugin_id_is_safe(announcement->id)) {
                 website_finish_now(w, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used in a URL",
                                    "ใช้รหัสประกาศนี้เป็นชื่อหน้าเว็บไม่ได้");
                 return 0;
@@ -2693,7 +2592,7 @@ static int website_publish(void *instance, prakat_job *job, const prakat_announc
 
 static int website_retract(void *instance, prakat_job *job, const prakat_announcement *target, const char *reason) {
         Website *w = instance;
-        if (!id_is_safe(target->id)) {
+        if (!plugin_id_is_safe(target->id)) {
                 website_finish_now(w, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used in a URL",
                                    "ใช้รหัสประกาศนี้เป็นชื่อหน้าเว็บไม่ได้");
                 return 0;

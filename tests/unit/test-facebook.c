@@ -407,10 +407,10 @@ static void test_message(void **state) {
         free(m);
 
         /* A very long body is cut at a line break, marked, and still ends with the marker. */
-        FbBuf b = {};
+        PluginBuf b = {};
         for (int i = 0; i < 2000; i++)
-                fbbuf_puts(&b, i % 10 == 9 ? "ประกาศ\n" : "ประกาศ ");
-        char *body = fbbuf_steal(&b, NULL);
+                plugin_buf_puts(&b, i % 10 == 9 ? "ประกาศ\n" : "ประกาศ ");
+        char *body = plugin_buf_steal(&b, NULL);
         m = graph_compose_message("T", body, "https://x.go.th/a/2.html", "2");
         size_t chars = 0;
         for (const char *p = m; *p; p++)
@@ -424,8 +424,8 @@ static void test_message(void **state) {
 
         /* No blank anywhere: cut between characters, never between a consonant and its tone mark. */
         for (int i = 0; i < 3000; i++)
-                fbbuf_puts(&b, "น้ำ");
-        body = fbbuf_steal(&b, NULL);
+                plugin_buf_puts(&b, "น้ำ");
+        body = plugin_buf_steal(&b, NULL);
         m = graph_compose_message("T", body, "https://x.go.th/a/3.html", "3");
         assert_non_null(strstr(m, "น้ำ …\n\n"));
         free(m);
@@ -433,19 +433,19 @@ static void test_message(void **state) {
 }
 
 static void test_form_and_scrub(void **state) {
-        FbBuf b = {};
+        PluginBuf b = {};
         graph_form_add(&b, "message", "ก & b=c/ด");
         graph_form_add(&b, "attached_media[0]", "{\"media_fbid\":\"1\"}");
-        char *s = fbbuf_steal(&b, NULL);
+        char *s = plugin_buf_steal(&b, NULL);
         assert_string_equal(s, "message=%E0%B8%81%20%26%20b%3Dc%2F%E0%B8%94&"
                                "attached_media%5B0%5D=%7B%22media_fbid%22%3A%221%22%7D");
         free(s);
         char text[128] = "bad token " TOKEN " in " TOKEN "!";
         graph_scrub(text, TOKEN);
         assert_string_equal(text, "bad token [token] in [token]!");
-        assert_true(graph_id_is_safe("123_456"));
-        assert_false(graph_id_is_safe("../x"));
-        assert_false(graph_id_is_safe(""));
+        assert_true(plugin_id_is_safe("123_456"));
+        assert_false(plugin_id_is_safe("../x"));
+        assert_false(plugin_id_is_safe(""));
 }
 
 /* ---- configuration ---------------------------------------------------------------------------- */

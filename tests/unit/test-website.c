@@ -252,10 +252,10 @@ static char *snapshot_changes(Fixture *f, const Snapshot *before) {
                         changed[n++] = a->rel;
         }
         qsort(changed, n, sizeof(char *), compare_names);
-        Buf b = {};
+        PluginBuf b = {};
         for (size_t i = 0; i < n; i++)
-                buf_printf(&b, "%s%s", i ? "," : "", changed[i]);
-        buf_puts(&b, "");
+                plugin_buf_printf(&b, "%s%s", i ? "," : "", changed[i]);
+        plugin_buf_puts(&b, "");
         free(changed);
         snapshot_free(&after);
         return b.data;
@@ -562,7 +562,7 @@ static void test_state_parse_robust(void **state) {
                 .category = "ข่าว", .title = "line one\nline \\two\r", .summary = "s", .image = "files/p1/1-a.jpg",
                 .reason = "x",
         };
-        Buf b = {};
+        PluginBuf b = {};
         item_record_format(&rec, &b);
         ItemRecord back = {};
         assert_int_equal(item_record_parse(b.data, b.size, &back), 0);
@@ -590,12 +590,12 @@ static void test_state_parse_robust(void **state) {
                 ItemRecord r = {};
                 if (item_record_parse(copy, size, &r) == 0) {
                         assert_non_null(r.id);
-                        assert_true(id_is_safe(r.id));
+                        assert_true(plugin_id_is_safe(r.id));
                         assert_non_null(r.title);
                         item_record_done(&r);
                 }
         }
-        buf_free(&b);
+        plugin_buf_free(&b);
 }
 
 static void test_attachments(void **state) {
