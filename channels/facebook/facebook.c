@@ -445,6 +445,7 @@ typedef struct Request {
         size_t body_size;
         char content_type[96];
         size_t max_response;
+        bool own_connection; /* creates something: never on a reused connection (see fb_send) */
 } Request;
 
 static void request_done(Request *r) {
@@ -552,6 +553,7 @@ static int build_request(Task *t, Request *req) {
         case STEP_RECONCILE:
                 return build_reconcile(t, req);
         case STEP_CREATE:
+                req->own_connection = true;
                 return build_create(t, req);
         case STEP_EDIT:
                 req->method = "POST";
@@ -562,6 +564,7 @@ static int build_request(Task *t, Request *req) {
                 return req->url && req->body ? 0 : -ENOMEM;
         case STEP_UPLOAD: {
                 req->method = "POST";
+                req->own_connection = true;
                 plugin_buf_printf(&path, "%s/photos", fb->page_id);
                 char *p = plugin_buf_steal(&path, NULL);
                 req->url = p ? fb_url(fb, p, NULL) : NULL;
@@ -581,12 +584,12 @@ static int build_request(Task *t, Request *req) {
 /*
  * Sends `req` with the token in the Authorization header (never in the URL).
  *
- * Every request asks for its connection to be closed afterwards.  libcurl silently sends a
- * request again when it went out on a reused keep-alive connection and the connection died
- * before any byte of an answer came back -- exactly the "accepted, then dropped" case, where
- * Facebook has made the post.  A POST repeated behind our back is a second post that no
- * reconciliation can undo, so no request of ours ever rides on a reused connection.  (Over
- * HTTP/2 the header is dropped; the core should set CURLOPT_FRESH_CONNECT for such requests.)
+ * A request that creates something (a post, a photo) carries "Connection: close", which makes the
+ * core send it on a fresh HTTP/1.1 connection of its own.  libcurl silently sends a request again
+ * when it went out on a reused keep-alive connection that died before any byte of an answer came
+ * back -- exactly the "accepted, then dropped" case, where Facebook has made the post; a POST
+ * repeated behind our back is a second post that no reconciliation can undo.  Reads, edits and
+ * deletes are harmless to repeat and share keep-alive connections.
  */
 static int fb_send(Facebook *fb, const Request *req, prakat_http_done_fn done, void *userdata,
                    prakat_http_call **ret_call) {
@@ -598,9 +601,10 @@ static int fb_send(Facebook *fb, const Request *req, prakat_http_done_fn done, v
         prakat_http_header headers[4] = {
                 { "Authorization", auth },
                 { "Accept", "application/json" },
-                { "Connection", "close" },
         };
-        size_t n = 3;
+        size_t n = 2;
+        if (req->own_connection)
+                headers[n++] = (prakat_http_header) { "Connection", "close" };
         if (req->body)
                 headers[n++] = (prakat_http_header) { "Content-Type", req->content_type };
         prakat_http_request request = {
