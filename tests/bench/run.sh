@@ -35,3 +35,4 @@ fi
 where=${BENCH_DIR:-/tmp}
 echo "filesystem: $(findmnt -n -o FSTYPE,OPTIONS -T "$where" | cut -c1-100) ($where)"
 /usr/bin/python3 tests/bench/bench_publish.py "$build"
+/usr/bin/python3 tests/bench/bench_channels.py "$build"
