@@ -61,6 +61,8 @@
 #define TOWER_ITEM_FILE_MAX (64 * 1024 * 1024)
 #define TOWER_ACKS_LOG_COMPACT (1024 * 1024)
 #define TOWER_KEEP_FINISHED (14 * 86400 * TOWER_SEC)
+/* A finished item leaves memory this long after it finished (its file stays TOWER_KEEP_FINISHED). */
+#define TOWER_KEEP_IN_MEMORY (3600 * TOWER_SEC)
 #define TOWER_NOTE_MAX 3000
 #define TOWER_BAD_LOG_PER_MINUTE 5
 /* A job waits outside "sending" only when its next slot is at least this far away ... */
@@ -557,6 +559,35 @@ static int item_write(Tower *t, TowerItem *item) {
         free(json);
         free(path);
         return r;
+}
+
+static int item_read(Tower *t, const char *path, TowerItem **ret) {
+        char *data = NULL;
+        struct stat st = { 0 };
+        int r = plugin_read_small_file(path, TOWER_ITEM_FILE_MAX, &data, &st);
+
+        if (r >= 0)
+                r = tower_item_from_json(data, (size_t) st.st_size, ret);
+        free(data);
+        return r;
+}
+
+/* An item in memory, or one that finished a while ago and is only on disk: loaded again. */
+static TowerItem *tower_lookup(Tower *t, const char *id) {
+        TowerItem *item = tower_find(t, id);
+        char *path;
+
+        if (item || !tower_id_valid(id))
+                return item;
+        path = item_path(t, id);
+        if (path && item_read(t, path, &item) == 0) {
+                item->on_disk = true;
+                t->host->log(t->host, PRAKAT_LOG_INFO, id, "Read back from %s.", path);
+                if (tower_add_item(t, item) < 0)
+                        item = tower_item_free(item);
+        }
+        free(path);
+        return item;
 }
 
 /* Whether the item is in village `rec`'s upcoming schedule. */
@@ -1463,6 +1494,32 @@ static void jobs_update(Tower *t, bool force_notes) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Time: confirmation deadlines, expiry, pending notes */
 
+/* Nothing of it is on its way, nothing waits for it: it may leave memory (its file stays). */
+static bool item_idle(const TowerItem *item, prakat_usec_t now) {
+        if (!(item->finished || (item->tombstone && item->retracted)) || item->job || item->retract_job ||
+            item->dirty || item->ack_dirty || !item->on_disk || now < item->finished_at + TOWER_KEEP_IN_MEMORY)
+                return false;
+        for (size_t k = 0; k < item->n_records; k++) {
+                const TowerRecord *rec = &item->records[k];
+                if (rec->queued || rec->in_flight || record_needs_announce(item, rec) ||
+                    (rec->cancelled && !rec->delivered))
+                        return false;
+        }
+        return true;
+}
+
+static void tower_evict(Tower *t, prakat_usec_t now) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < t->n_items; i++) {
+                if (item_idle(t->items[i], now))
+                        tower_item_free(t->items[i]);
+                else
+                        t->items[n++] = t->items[i];
+        }
+        t->n_items = n;
+}
+
 static void tower_tick_work(Tower *t, prakat_usec_t now) {
         for (size_t i = 0; i < t->n_items; i++) {
                 TowerItem *item = t->items[i];
@@ -1499,8 +1556,12 @@ static prakat_usec_t tower_next_wake(const Tower *t, prakat_usec_t now) {
 
         for (size_t i = 0; i < t->n_items; i++) {
                 const TowerItem *item = t->items[i];
-                if (item->finished && !item->job && !item->retract_job)
+                if (item->finished && !item->job && !item->retract_job) {
+                        if (item->finished_at + TOWER_KEEP_IN_MEMORY > now &&
+                            item->finished_at + TOWER_KEEP_IN_MEMORY < next)
+                                next = item->finished_at + TOWER_KEEP_IN_MEMORY;
                         continue;
+                }
                 if (item->note_sent || item->job || item->retract_job)
                         if (item->note_at + TOWER_NOTE_INTERVAL > now && item->note_at + TOWER_NOTE_INTERVAL < next)
                                 next = item->note_at + TOWER_NOTE_INTERVAL;
@@ -1529,6 +1590,7 @@ static void on_tick(void *userdata) {
         t->tick_timer = NULL;
         tower_tick_work(t, now);
         tower_flush(t); /* writes, counts, notes, and arms the next tick */
+        tower_evict(t, now);
 }
 
 static void tower_arm_tick(Tower *t) {
@@ -1701,9 +1763,8 @@ static int tower_load(Tower *t) {
                 return -errno;
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
-                char *path = NULL, *data = NULL;
+                char *path = NULL;
                 TowerItem *item = NULL;
-                struct stat st = { 0 };
 
                 if (de->d_name[0] == '.')
                         continue;
@@ -1718,14 +1779,11 @@ static int tower_load(Tower *t) {
                         continue;
                 if (asprintf(&path, "%s/%s", t->items_dir, de->d_name) < 0)
                         continue;
-                if (plugin_read_small_file(path, TOWER_ITEM_FILE_MAX, &data, &st) < 0 ||
-                    tower_item_from_json(data, (size_t) st.st_size, &item) < 0) {
+                if (item_read(t, path, &item) < 0) {
                         t->host->log(t->host, PRAKAT_LOG_ERR, NULL, "%s cannot be read; leaving it aside.", path);
                         free(path);
-                        free(data);
                         continue;
                 }
-                free(data);
                 /* Long finished: forgotten. */
                 if ((item->finished || item->tombstone) && item->finished_at &&
                     now > item->finished_at + TOWER_KEEP_FINISHED && now > item->deadline + TOWER_KEEP_FINISHED) {
@@ -1755,6 +1813,7 @@ static int tower_load(Tower *t) {
         if (t->acks_fd < 0)
                 return -errno;
         acks_log_compact(t);
+        tower_evict(t, now);
         /* After a start every schedule goes out once; what waited for one waits for that. */
         for (unsigned v = 1; v <= TOWER_VILLAGE_MAX; v++)
                 if (t->villages[v].tower)
@@ -1825,7 +1884,7 @@ static int tower_start(Tower *t) {
                 t->host->log(t->host, PRAKAT_LOG_ERR, NULL, "Failed to read the state in %s: %s", t->host->state_dir,
                              strerror(-r));
         for (size_t i = 0; i < t->n_adopted; i++) {
-                TowerItem *item = tower_find(t, t->adopted[i].id);
+                TowerItem *item = tower_lookup(t, t->adopted[i].id);
                 if (item) {
                         item->job = t->adopted[i].job;
                         item->retract_job = t->adopted[i].retract_job;
@@ -2194,7 +2253,7 @@ static int tower_publish(void *instance, prakat_job *job, const prakat_announcem
                            "ใช้รหัสประกาศนี้กับหอกระจายข่าวไม่ได้ ให้ตั้งรหัสใหม่");
                 return 0;
         }
-        item = tower_find(t, a->id);
+        item = tower_lookup(t, a->id);
         if (item) {
                 if (item->tombstone || (item->withdrawn_by && item->n_records == 0)) {
                         job_finish(t, job, PRAKAT_OUTCOME_DONE, "withdrawn before it went to the towers",
@@ -2230,7 +2289,7 @@ static int tower_publish(void *instance, prakat_job *job, const prakat_announcem
                 return 0;
         }
         if (a->replaces && tower_id_valid(a->replaces) && strcmp(a->replaces, a->id)) {
-                TowerItem *old = tower_find(t, a->replaces);
+                TowerItem *old = tower_lookup(t, a->replaces);
                 if (old && !old->replaced)
                         tower_withdraw(t, old, a->id, true, NULL);
         }
@@ -2296,7 +2355,7 @@ static int tower_retract(void *instance, prakat_job *job, const prakat_announcem
                            "ไม่ได้ส่งถึงหอกระจายข่าว");
                 return 0;
         }
-        item = tower_find(t, target->id);
+        item = tower_lookup(t, target->id);
         if (!item) {
                 /* Never planned here (or forgotten): remember it as withdrawn, tell its villages anyway. */
                 item = calloc(1, sizeof(TowerItem));

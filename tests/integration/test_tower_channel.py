@@ -605,6 +605,18 @@ def case_restarts():
     check("interrupted" in w.daemon.log(since_start=True), "no resume in the log")
     for a in agents:
         check(a.text().count("Dry run: would play") == 1, "village %d played twice:\n%s" % (a.village, a.tail()))
+    # Two hours later (a finished item has left memory and is read back from its file), a Cancel
+    # still reaches every tower that had it.
+    w.daemon.stop()
+    clock.base += 2 * 3600
+    w.start()
+    w.drop("rc.txt", announcement("rst-x", Cancel="rst-1"))
+    state, note, _ = w.wait_receipt("rc.txt")
+    check(state == "done" and "withdrawn from the towers of villages 1-2 (2 had already played it)" in note,
+          "%s: %s" % (state, note))
+    check("[rst-1/tower]: Read back from" in w.daemon.log(since_start=True), "not read back from its file")
+    for a in agents:
+        w.wait_ack(a.village, "rst-1", "skipped")
     w.close()
 
 
