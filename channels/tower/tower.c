@@ -1058,9 +1058,8 @@ static void handle_ack(Tower *t, unsigned v, const void *payload, size_t size) {
         item = tower_find(t, id);
         rec = item ? tower_item_record(item, v) : NULL;
         if (!rec) {
-                t->host->log(t->host, PRAKAT_LOG_INFO, NULL,
-                             "Village %u: an ack (%s) for %s, which this daemon did not send there; ignored.", v,
-                             tower_slot_state_name((TowerSlotState) state), id);
+                log_bad(t, "Village %u: an ack (%s) for %s, which is nothing this daemon follows there (unknown, "
+                        "or finished long ago); ignored.", v, tower_slot_state_name((TowerSlotState) state), id);
                 json_decref(o);
                 return;
         }
