@@ -355,8 +355,12 @@ static inline int plugin_uuid4(char out[37]) {
         return 0;
 }
 
-/* Writes `path` whole and durably: temporary file beside it, fsync, rename, fsync of the folder. */
-static inline int plugin_write_file_durable(const char *path, const void *data, size_t size) {
+/*
+ * Writes `path` whole: temporary file beside it, then rename, so a reader never sees half of it.
+ * With `durable`, also fsync before the rename and fsync of the folder after: what must survive a
+ * crash.  Without, a crash may leave the previous version (for bookkeeping that can be rebuilt).
+ */
+static inline int plugin_write_file(const char *path, const void *data, size_t size, bool durable) {
         char tmp[4096], dir[4096];
         const char *slash = strrchr(path, '/');
         if (!slash || (size_t) snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
@@ -377,7 +381,7 @@ static inline int plugin_write_file_durable(const char *path, const void *data, 
                 }
                 p += n, size -= (size_t) n;
         }
-        if (r == 0 && fsync(fd) < 0)
+        if (r == 0 && durable && fsync(fd) < 0)
                 r = -errno;
         if (close(fd) < 0 && r == 0)
                 r = -errno;
@@ -387,12 +391,19 @@ static inline int plugin_write_file_durable(const char *path, const void *data, 
                 unlink(tmp);
                 return r;
         }
+        if (!durable)
+                return 0;
         int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (d < 0)
                 return -errno;
         r = fsync(d) < 0 ? -errno : 0;
         close(d);
         return r;
+}
+
+/* Writes `path` whole and durably: temporary file beside it, fsync, rename, fsync of the folder. */
+static inline int plugin_write_file_durable(const char *path, const void *data, size_t size) {
+        return plugin_write_file(path, data, size, true);
 }
 
 #endif

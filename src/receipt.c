@@ -161,8 +161,14 @@ size_t receipt_publish(const Config *c, Entry *const *entries, size_t n, usec_t 
                 results[i] = receipt_stage(c, entries[i], now, published, &temps[i], &finals[i]);
                 staged += results[i] >= 0;
         }
-        /* One sync for every folder of the batch, then the renames, then one more for the renames. */
-        r = staged > 0 ? sync_filesystem(published) : 0;
+        /* One sync for a batch (a few folders are synced file by file), then the renames, then their sync. */
+        r = 0;
+        if (staged >= WRITE_BATCH_SYNCFS)
+                r = sync_filesystem(published);
+        else
+                for (size_t i = 0; i < n && r >= 0; i++)
+                        if (results[i] >= 0)
+                                r = sync_tree(temps[i]);
         for (size_t i = 0; i < n; i++) {
                 if (results[i] < 0)
                         continue;

@@ -332,6 +332,29 @@ int sync_filesystem(const char *path) {
         return 0;
 }
 
+int sync_tree(const char *path) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        struct dirent *de;
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return S_ISREG(st.st_mode) ? fsync_path(path) : 0;
+        d = opendir(path);
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *p = path_join(path, de->d_name);
+                int r = sync_tree(p);
+                if (r < 0)
+                        return r;
+        }
+        return fsync_path(path);
+}
+
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
         _cleanup_free_ char *temp = NULL;
         int r;

@@ -125,6 +125,8 @@ int write_full(int fd, const void *data, size_t size);
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
 /* syncfs(2) of the filesystem holding path: one wait for the disk however many files were written. */
 int sync_filesystem(const char *path);
+/* fsync of every file and folder under path (and path itself): for a few files, cheaper than syncfs(). */
+int sync_tree(const char *path);
 /* Copies a regular file (not following symlinks).  Not synced: the caller syncs the batch it is part of. */
 int copy_file(const char *from, const char *to, mode_t mode);
 /* Copies a directory tree of regular files and directories; anything else fails with -ELOOP/-EPERM.
