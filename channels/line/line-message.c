@@ -325,6 +325,11 @@ json_t *line_messages_announcement(const prakat_announcement *a, LineStyle style
         if (skipped > 0)
                 notes_add(notes, "%zu more picture(s) not sent: LINE takes at most %d messages at once; they are "
                           "on the article page", skipped, LINE_MAX_MESSAGES);
+        goto done;
+fail:
+        json_decref(messages);
+        messages = NULL;
+done:
         free(head);
         free(body);
         free(link);
@@ -334,17 +339,6 @@ json_t *line_messages_announcement(const prakat_announcement *a, LineStyle style
         free(alt_head);
         free(text);
         return messages;
-fail:
-        json_decref(messages);
-        free(head);
-        free(body);
-        free(link);
-        free(lines);
-        free(excerpt);
-        free(alt);
-        free(alt_head);
-        free(text);
-        return NULL;
 }
 
 json_t *line_messages_correction(const prakat_announcement *target, const char *reason) {
