@@ -528,6 +528,11 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (streq(command, commands[i].name))
                         return commands[i].fn(&o, argc - optind - 1, argv + optind + 1);
+        if (streq(command, "report") || streq(command, "digest")) {
+                fprintf(stderr, "prakat: '%s' is not available in prakat %s yet (see BUGS in prakat(1)).\n", command,
+                        PRAKAT_VERSION);
+                return EX_UNAVAILABLE;
+        }
         fprintf(stderr, "prakat: unknown command '%s'. See prakat --help.\n", command);
         return EX_USAGE;
 }
