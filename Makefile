@@ -97,6 +97,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprakat.a
 $(BUILD)/tests/test-website: $(wildcard channels/website/*.c) tests/unit/fake-host.h
 $(BUILD)/tests/test-facebook: $(wildcard channels/facebook/*.[ch] channels/*.h) tests/unit/fake-host.h
 $(BUILD)/tests/test-line: $(wildcard channels/line/*.[ch] channels/*.h) tests/unit/fake-host.h
+$(BUILD)/tests/test-tower-channel: $(wildcard channels/tower/*.[ch] channels/*.h) tests/unit/fake-host.h
 $(BUILD)/tests/test-tower-%: $(wildcard src/tower/*.[ch])
 $(BUILD)/obj/prakat-tower.o: $(wildcard src/tower/*.h)
 

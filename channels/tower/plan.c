@@ -163,34 +163,6 @@ int tower_parse_villages(const char *s, bool seen[TOWER_VILLAGE_MAX + 1]) {
         return n > 0 ? n : -EINVAL;
 }
 
-int tower_parse_duration(const char *s, uint64_t *ret) {
-        static const struct {
-                const char *unit;
-                uint64_t usec;
-        } units[] = {
-                { "ms", 1000ULL }, { "s", TOWER_SEC }, { "m", 60 * TOWER_SEC }, { "h", 3600 * TOWER_SEC },
-                { "d", 86400 * TOWER_SEC }, { "", TOWER_SEC },
-        };
-        const char *p = skip_blanks(s);
-        char *end;
-        unsigned long long v;
-
-        if (!isdigit((unsigned char) *p))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(p, &end, 10);
-        if (errno != 0 || v > 100ULL * 365 * 86400 * 1000)
-                return -EINVAL;
-        p = end;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                size_t n = strlen(units[i].unit);
-                if (strncmp(p, units[i].unit, n) == 0 && *skip_blanks(p + n) == 0) {
-                        *ret = v * units[i].usec;
-                        return 0;
-                }
-        }
-        return -EINVAL;
-}
 
 int tower_parse_broker(const char *url, char **ret_host, unsigned *ret_port, bool *ret_tls) {
         const char *rest, *host_start, *host_end, *colon = NULL;

@@ -67,8 +67,7 @@ int tower_parse_slots(const char *s, TowerPlanConfig *ret);
 int tower_parse_quiet(const char *s, TowerQuiet *ret);
 /* "1-12", "1, 3, 5-9" -> marks in seen[1..TOWER_VILLAGE_MAX]; returns how many, or -EINVAL. */
 int tower_parse_villages(const char *s, bool seen[TOWER_VILLAGE_MAX + 1]);
-/* "5s", "2h", "30m", "1d", "500ms", or plain seconds -> microseconds. */
-int tower_parse_duration(const char *s, uint64_t *ret);
+
 /* "mqtt://host[:port]" or "mqtts://host[:port]"; an IPv6 address in brackets. */
 int tower_parse_broker(const char *url, char **ret_host, unsigned *ret_port, bool *ret_tls);
 /* No wildcards, no empty levels, no leading or trailing '/'. */

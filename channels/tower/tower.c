@@ -170,49 +170,10 @@ static void jobs_update(Tower *t, bool force_notes);
 /* ------------------------------------------------------------------------------------------------ */
 /* Small helpers */
 
-typedef struct Buf {
-        char *data;
-        size_t size, allocated;
-        bool failed;
-} Buf;
-
-static void buf_printf(Buf *b, const char *format, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(Buf *b, const char *format, ...) {
-        va_list ap;
-        int n;
-
-        if (b->failed)
-                return;
-        for (;;) {
-                size_t room = b->allocated - b->size;
-                va_start(ap, format);
-                n = vsnprintf(b->data ? b->data + b->size : NULL, room, format, ap);
-                va_end(ap);
-                if (n < 0) {
-                        b->failed = true;
-                        return;
-                }
-                if ((size_t) n < room) {
-                        b->size += (size_t) n;
-                        return;
-                }
-                size_t want = b->allocated * 2 + (size_t) n + 64;
-                char *p = realloc(b->data, want);
-                if (!p) {
-                        b->failed = true;
-                        return;
-                }
-                b->data = p;
-                b->allocated = want;
-        }
-}
-
-static char *buf_take(Buf *b) {
-        if (b->failed || !b->data) {
-                free(b->data);
-                return strdup("");
-        }
-        return b->data;
+/* The buffer's text, or "" when it is empty or an allocation failed. */
+static char *buf_take(PluginBuf *b) {
+        char *text = plugin_buf_steal(b, NULL);
+        return text ? text : strdup("");
 }
 
 static bool streq_ptr(const char *a, const char *b) {
@@ -236,15 +197,15 @@ static char *utf8_prefix(const char *s, size_t max) {
 }
 
 /* "1-3, 5, 7-9" */
-static void villages_text(Buf *b, const unsigned *v, size_t n) {
+static void villages_text(PluginBuf *b, const unsigned *v, size_t n) {
         for (size_t i = 0; i < n;) {
                 size_t k = i;
                 while (k + 1 < n && v[k + 1] == v[k] + 1)
                         k++;
                 if (k == i)
-                        buf_printf(b, "%s%u", i ? ", " : "", v[i]);
+                        plugin_buf_printf(b, "%s%u", i ? ", " : "", v[i]);
                 else
-                        buf_printf(b, "%s%u-%u", i ? ", " : "", v[i], v[k]);
+                        plugin_buf_printf(b, "%s%u-%u", i ? ", " : "", v[i], v[k]);
                 i = k + 1;
         }
 }
@@ -408,13 +369,13 @@ static int tower_parse_config(Tower *t, const prakat_config_entry *entries, size
                         t->villages[vn].has_quiet = true;
                 } else if (!strcmp(k, "gap")) {
                         uint64_t d;
-                        if (tower_parse_duration(v, &d) < 0 || d % TOWER_SEC || d / TOWER_SEC > TOWER_GAP_MAX)
+                        if (plugin_parse_duration(v, &d) < 0 || d % TOWER_SEC || d / TOWER_SEC > TOWER_GAP_MAX)
                                 return config_fail(error, size, line, l,
                                                    "gap = %s: give whole seconds between the plays of one slot, "
                                                    "0s to %ds, for example gap = 5s", v, TOWER_GAP_MAX);
                         t->gap = (unsigned) (d / TOWER_SEC);
                 } else if (!strcmp(k, "confirm_within")) {
-                        if (tower_parse_duration(v, &t->confirm_within) < 0 || t->confirm_within < TOWER_SEC)
+                        if (plugin_parse_duration(v, &t->confirm_within) < 0 || t->confirm_within < TOWER_SEC)
                                 return config_fail(error, size, line, l,
                                                    "confirm_within = %s: give a duration of at least 1s, for "
                                                    "example confirm_within = 2h", v);
@@ -1230,7 +1191,7 @@ typedef struct Summary {
 /* Counts the villages per class and writes the note, in English and in Thai. */
 static void item_summary(Tower *t, const TowerItem *item, Summary *s) {
         unsigned *lists[_CLASS_MAX] = { NULL };
-        Buf en = { 0 }, th = { 0 };
+        PluginBuf en = { 0 }, th = { 0 };
         prakat_usec_t instants[4];
         bool more;
         size_t n_inst;
@@ -1248,48 +1209,48 @@ static void item_summary(Tower *t, const TowerItem *item, Summary *s) {
         }
         n_inst = item_instants(item, instants, 4, &more);
         if (n_inst > 0) {
-                buf_printf(&en, "slot%s ", n_inst > 1 || more ? "s" : "");
-                buf_printf(&th, "เวลาออกอากาศ ");
+                plugin_buf_printf(&en, "slot%s ", n_inst > 1 || more ? "s" : "");
+                plugin_buf_printf(&th, "เวลาออกอากาศ ");
                 for (size_t i = 0; i < n_inst; i++) {
                         char b[96];
                         format_instant(t, instants[i], false, b, sizeof b);
-                        buf_printf(&en, "%s%s", i ? ", " : "", b);
+                        plugin_buf_printf(&en, "%s%s", i ? ", " : "", b);
                         format_instant(t, instants[i], true, b, sizeof b);
-                        buf_printf(&th, "%s%s", i ? ", " : "", b);
+                        plugin_buf_printf(&th, "%s%s", i ? ", " : "", b);
                 }
-                buf_printf(&en, "%s", more ? ", ..." : "");
-                buf_printf(&th, "%s", more ? ", ..." : "");
+                plugin_buf_printf(&en, "%s", more ? ", ..." : "");
+                plugin_buf_printf(&th, "%s", more ? ", ..." : "");
         }
         for (int c = 0; c < _CLASS_MAX; c++) {
                 const char *detail = NULL;
                 if (!s->counts[c] || !lists[c])
                         continue;
-                buf_printf(&en, "%s%s: village%s ", en.size ? "; " : "", class_en[c], s->counts[c] > 1 ? "s" : "");
+                plugin_buf_printf(&en, "%s%s: village%s ", en.size ? "; " : "", class_en[c], s->counts[c] > 1 ? "s" : "");
                 villages_text(&en, lists[c], s->counts[c]);
-                buf_printf(&th, "%s%s: หมู่ ", th.size ? "; " : "", class_th[c]);
+                plugin_buf_printf(&th, "%s%s: หมู่ ", th.size ? "; " : "", class_th[c]);
                 villages_text(&th, lists[c], s->counts[c]);
                 for (size_t i = 0; i < item->n_records && !detail; i++)
                         if (record_class(&item->records[i]) == (VillageClass) c)
                                 detail = record_detail(&item->records[i], (VillageClass) c);
                 if (detail) {
-                        buf_printf(&en, " (%s)", detail);
-                        buf_printf(&th, " (%s)", detail);
+                        plugin_buf_printf(&en, " (%s)", detail);
+                        plugin_buf_printf(&th, " (%s)", detail);
                 }
                 if (c == CLASS_WAITING && !tower_link_connected(t->link)) {
-                        buf_printf(&en, " (%s)", tower_link_status(t->link));
-                        buf_printf(&th, " (ยังเชื่อมต่อโบรกเกอร์ไม่ได้)");
+                        plugin_buf_printf(&en, " (%s)", tower_link_status(t->link));
+                        plugin_buf_printf(&th, " (ยังเชื่อมต่อโบรกเกอร์ไม่ได้)");
                 }
         }
         if (item->withdrawn_by || item->withdraw_reason) {
-                buf_printf(&en, "; withdrawn%s%s%s%s", item->withdrawn_by ? (item->replaced ? ": replaced by " : " by ") : "",
+                plugin_buf_printf(&en, "; withdrawn%s%s%s%s", item->withdrawn_by ? (item->replaced ? ": replaced by " : " by ") : "",
                            item->withdrawn_by ? item->withdrawn_by : "", item->withdraw_reason ? ": " : "",
                            item->withdraw_reason ? item->withdraw_reason : "");
-                buf_printf(&th, "; %s%s", item->replaced ? "ถูกแทนที่ด้วย " : "ยกเลิกแล้ว ",
+                plugin_buf_printf(&th, "; %s%s", item->replaced ? "ถูกแทนที่ด้วย " : "ยกเลิกแล้ว ",
                            item->withdrawn_by ? item->withdrawn_by : "");
         }
         if (item->plan_note) {
-                buf_printf(&en, "; %s", item->plan_note);
-                buf_printf(&th, "; %s", item->plan_note);
+                plugin_buf_printf(&en, "; %s", item->plan_note);
+                plugin_buf_printf(&th, "; %s", item->plan_note);
         }
         for (int c = 0; c < _CLASS_MAX; c++)
                 free(lists[c]);
@@ -1419,7 +1380,7 @@ static void item_update_publish_job(Tower *t, TowerItem *item, prakat_usec_t now
 static void item_update_retract_job(Tower *t, TowerItem *item, prakat_usec_t now) {
         unsigned *done = calloc(item->n_records + 1, sizeof(unsigned));
         size_t n_done = 0, n_played = 0, n_pending = 0;
-        Buf en = { 0 }, th = { 0 };
+        PluginBuf en = { 0 }, th = { 0 };
         char *ten, *tth;
 
         if (!done)
@@ -1433,22 +1394,22 @@ static void item_update_retract_job(Tower *t, TowerItem *item, prakat_usec_t now
                 n_played += record_class(rec) == CLASS_PLAYED;
         }
         if (item->n_records == 0) {
-                buf_printf(&en, "nothing had been sent to the towers; it never will be");
-                buf_printf(&th, "ยังไม่ได้ส่งถึงหอกระจายข่าว และจะไม่ส่งอีก");
+                plugin_buf_printf(&en, "nothing had been sent to the towers; it never will be");
+                plugin_buf_printf(&th, "ยังไม่ได้ส่งถึงหอกระจายข่าว และจะไม่ส่งอีก");
         } else {
-                buf_printf(&en, "withdrawn from the towers of village%s ", n_done > 1 ? "s" : "");
+                plugin_buf_printf(&en, "withdrawn from the towers of village%s ", n_done > 1 ? "s" : "");
                 villages_text(&en, done, n_done);
-                buf_printf(&th, "ยกเลิกที่หอกระจายข่าวหมู่ ");
+                plugin_buf_printf(&th, "ยกเลิกที่หอกระจายข่าวหมู่ ");
                 villages_text(&th, done, n_done);
-                buf_printf(&th, " แล้ว");
+                plugin_buf_printf(&th, " แล้ว");
                 if (n_pending) {
-                        buf_printf(&en, "%s%zu still to reach: %s", n_done ? "; " : "", n_pending,
+                        plugin_buf_printf(&en, "%s%zu still to reach: %s", n_done ? "; " : "", n_pending,
                                    tower_link_status(t->link));
-                        buf_printf(&th, " (เหลืออีก %zu หมู่ รอโบรกเกอร์)", n_pending);
+                        plugin_buf_printf(&th, " (เหลืออีก %zu หมู่ รอโบรกเกอร์)", n_pending);
                 }
                 if (n_played) {
-                        buf_printf(&en, " (%zu had already played it)", n_played);
-                        buf_printf(&th, " (ออกอากาศไปแล้ว %zu หมู่)", n_played);
+                        plugin_buf_printf(&en, " (%zu had already played it)", n_played);
+                        plugin_buf_printf(&th, " (ออกอากาศไปแล้ว %zu หมู่)", n_played);
                 }
         }
         free(done);
@@ -1969,20 +1930,20 @@ static const char *audio_url_of(const prakat_announcement *a) {
 }
 
 static char *plan_note(unsigned flags, const prakat_announcement *a, bool audio_lost) {
-        Buf b = { 0 };
+        PluginBuf b = { 0 };
 
         if (flags & TOWER_PLAN_MOVED_QUIET)
-                buf_printf(&b, "%sa time inside quiet hours moved to the next slot", b.size ? "; " : "");
+                plugin_buf_printf(&b, "%sa time inside quiet hours moved to the next slot", b.size ? "; " : "");
         if (flags & TOWER_PLAN_DROPPED_PAST)
-                buf_printf(&b, "%sa Broadcast-At time had already passed", b.size ? "; " : "");
+                plugin_buf_printf(&b, "%sa Broadcast-At time had already passed", b.size ? "; " : "");
         if (flags & TOWER_PLAN_DROPPED_EXPIRY)
-                buf_printf(&b, "%sa time at or after Expires was dropped", b.size ? "; " : "");
+                plugin_buf_printf(&b, "%sa time at or after Expires was dropped", b.size ? "; " : "");
         if (flags & TOWER_PLAN_TOO_MANY)
-                buf_printf(&b, "%sonly the first %d times are used", b.size ? "; " : "", TOWER_PLAY_AT_MAX);
+                plugin_buf_printf(&b, "%sonly the first %d times are used", b.size ? "; " : "", TOWER_PLAY_AT_MAX);
         if (flags & TOWER_PLAN_BAD_SLOT)
-                buf_printf(&b, "%sa Broadcast-At value was not understood", b.size ? "; " : "");
+                plugin_buf_printf(&b, "%sa Broadcast-At value was not understood", b.size ? "; " : "");
         if (audio_lost)
-                buf_printf(&b, "%sthe audio file has no public URL (list it under Attachments too), so the text is "
+                plugin_buf_printf(&b, "%sthe audio file has no public URL (list it under Attachments too), so the text is "
                            "spoken", b.size ? "; " : "");
         (void) a;
         if (!b.size)
@@ -2298,10 +2259,10 @@ static int tower_publish(void *instance, prakat_job *job, const prakat_announcem
                 return 0;
         }
         if (item->n_records == 0) {
-                Buf en = { 0 };
-                buf_printf(&en, "no tower in village%s ", n_no_tower > 1 ? "s" : "");
+                PluginBuf en = { 0 };
+                plugin_buf_printf(&en, "no tower in village%s ", n_no_tower > 1 ? "s" : "");
                 villages_text(&en, no_tower, n_no_tower);
-                buf_printf(&en, " (the tower channel's villages are the ones that have one)");
+                plugin_buf_printf(&en, " (the tower channel's villages are the ones that have one)");
                 char *text = buf_take(&en);
                 job_finish(t, job, PRAKAT_OUTCOME_DONE, text, "หมู่บ้านที่ระบุไม่มีหอกระจายข่าว");
                 free(text);
@@ -2324,8 +2285,8 @@ static int tower_publish(void *instance, prakat_job *job, const prakat_announcem
                 return 0;
         }
         if (n_no_tower) {
-                Buf b = { 0 };
-                buf_printf(&b, "%s%sno tower in village%s ", item->plan_note ? item->plan_note : "",
+                PluginBuf b = { 0 };
+                plugin_buf_printf(&b, "%s%sno tower in village%s ", item->plan_note ? item->plan_note : "",
                            item->plan_note ? "; " : "", n_no_tower > 1 ? "s" : "");
                 villages_text(&b, no_tower, n_no_tower);
                 free(item->plan_note);

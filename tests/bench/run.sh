@@ -36,3 +36,4 @@ where=${BENCH_DIR:-/tmp}
 echo "filesystem: $(findmnt -n -o FSTYPE,OPTIONS -T "$where" | cut -c1-100) ($where)"
 /usr/bin/python3 tests/bench/bench_publish.py "$build"
 /usr/bin/python3 tests/bench/bench_channels.py "$build"
+/usr/bin/python3 tests/bench/bench_towers.py "$build"

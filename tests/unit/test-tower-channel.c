@@ -15,6 +15,7 @@
 
 #include "tower/plan.c"
 #include "tower/store.c"
+#include "plugin-util.h"
 
 #define SEC TOWER_SEC
 
@@ -103,16 +104,16 @@ static void test_parse_values(void **state) {
         assert_int_equal(tower_parse_villages("1, x", seen), -EINVAL);
         assert_int_equal(tower_parse_villages("", seen), -EINVAL);
 
-        assert_int_equal(tower_parse_duration("5s", &d), 0);
+        assert_int_equal(plugin_parse_duration("5s", &d), 0);
         assert_int_equal(d, 5 * SEC);
-        assert_int_equal(tower_parse_duration("2h", &d), 0);
+        assert_int_equal(plugin_parse_duration("2h", &d), 0);
         assert_int_equal(d, 7200 * SEC);
-        assert_int_equal(tower_parse_duration("90", &d), 0);
+        assert_int_equal(plugin_parse_duration("90", &d), 0);
         assert_int_equal(d, 90 * SEC);
-        assert_int_equal(tower_parse_duration("500ms", &d), 0);
+        assert_int_equal(plugin_parse_duration("500ms", &d), 0);
         assert_int_equal(d, 500000);
-        assert_int_equal(tower_parse_duration("soon", &d), -EINVAL);
-        assert_int_equal(tower_parse_duration("5 weeks", &d), -EINVAL);
+        assert_int_equal(plugin_parse_duration("soon", &d), -EINVAL);
+        assert_int_equal(plugin_parse_duration("5 weeks", &d), -EINVAL);
 
         assert_int_equal(tower_parse_broker("mqtt://127.0.0.1:1884", &host, &port, &tls), 0);
         assert_string_equal(host, "127.0.0.1");
