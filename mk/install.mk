@@ -33,6 +33,8 @@ endif
 
 # What packaging and tests/integration/test_install.py need besides the build.
 DEBIAN_PKGS += systemd mandoc debhelper lintian
+# Each channel's README (keys, behaviour) goes to DOCDIR/channels/NAME/README.md; prakat.conf(5) points there.
+CHANNEL_DOCS := $(wildcard channels/*/README.md)
 
 INSTALL      ?= install
 INSTALL_DIR  := $(INSTALL) -d -m 0755
@@ -96,6 +98,9 @@ install-daemon: $(BUILD)/prakatd $(BUILD)/prakat $(PLUGINS)
 	  $(INSTALL_DATA) conf/prakat.conf.example $(DESTDIR)$(CONFDIR)/prakat.conf; \
 	fi
 	$(INSTALL_DATA) README.md $(DESTDIR)$(DOCDIR)/README.md
+	@set -e; for f in $(CHANNEL_DOCS); do \
+	  $(INSTALL_DIR) $(DESTDIR)$(DOCDIR)/$$(dirname $$f); $(INSTALL_DATA) $$f $(DESTDIR)$(DOCDIR)/$$f; \
+	done
 	$(INSTALL_DATA) $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples/
 	@set -e; for f in $(EXAMPLE_FILES); do \
 	  rel=$${f#conf/examples/}; $(INSTALL_DIR) $(DESTDIR)$(DOCDIR)/examples/$$(dirname $$rel); \
@@ -147,6 +152,8 @@ uninstall-daemon:
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(DAEMON_UNITS)))
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/prakat.conf $(DESTDIR)$(TMPFILESDIR)/prakat.conf
 	rm -f $(foreach m,$(DAEMON_MANS),$(call man_target,$(m)))
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(CHANNEL_DOCS))
+	-rmdir $(addprefix $(DESTDIR)$(DOCDIR)/,$(sort $(dir $(CHANNEL_DOCS)))) $(DESTDIR)$(DOCDIR)/channels 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
 	rm -f $(patsubst conf/examples/%,$(DESTDIR)$(DOCDIR)/examples/%,$(EXAMPLE_FILES))
 	@if [ -e $(DESTDIR)$(CONFDIR)/prakat.conf ]; then \
