@@ -232,6 +232,9 @@ class Village:
         self.pub = self.broker.client("daemon-%d" % village)
         if start:
             self.agent.start()
+            # The agent subscribes before it publishes its status, and the broker handles one client's
+            # packets in order: once "online" is seen, an announce published now reaches it.
+            self.wait_status(lambda s: s.get("state") == "online")
 
     def connect_observer(self):
         self.obs = MqttClient("127.0.0.1", self.broker.port, self.obs_id,
