@@ -559,7 +559,14 @@ void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res
                 usec_t delay = delivery_backoff(m->config, j->attempts, random01());
                 if (res->retry_after > delay)
                         delay = res->retry_after;
-                if (now + delay - j->first_try > m->config->give_up_after) {
+                /*
+                 * Given up when the next try would come after give_up_after.  A plugin that names its own
+                 * time (a throttled platform, the LINE quota of next month, a tower slot next week) may
+                 * hold a job past that: then only the time already spent counts, so a long wait is not
+                 * taken for a failure, while a token that is never replaced still ends the job.
+                 */
+                usec_t spent = res->retry_after > 0 ? now - j->first_try : now + delay - j->first_try;
+                if (spent > m->config->give_up_after) {
                         _cleanup_free_ char *en = xasprintf("gave up after %u attempts: %s", j->attempts,
                                                             res->message ? res->message : "");
                         _cleanup_free_ char *th = xasprintf("เลิกพยายามหลังจากลอง %u ครั้ง: %s", j->attempts,
