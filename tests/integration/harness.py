@@ -232,6 +232,16 @@ class Env:
         return json.loads(out)
 
 
+def sanitizer_problems(text, who, problems):
+    """Adds to `problems` each sanitizer report found in `text` (a process's stderr), once."""
+    for pat in SANITIZER_PATTERNS:
+        i = text.find(pat)
+        if i >= 0:
+            msg = "sanitizer report in %s's stderr:\n%s" % (who, text[max(0, i - 200):i + 3000])
+            if msg not in problems:
+                problems.append(msg)
+
+
 def asan_env():
     return {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
             "UBSAN_OPTIONS": "print_stacktrace=1"}
@@ -335,13 +345,7 @@ class Daemon:
         self.scan_sanitizer()
 
     def scan_sanitizer(self):
-        text = self.log(since_start=True)
-        for pat in SANITIZER_PATTERNS:
-            i = text.find(pat)
-            if i >= 0:
-                msg = "sanitizer report in prakatd's stderr:\n" + text[max(0, i - 200):i + 3000]
-                if msg not in self.problems:
-                    self.problems.append(msg)
+        sanitizer_problems(self.log(since_start=True), "prakatd", self.problems)
 
     def assert_clean(self):
         """Raises when a stop found a sanitizer report or a bad exit."""

@@ -11,7 +11,6 @@ whether two plays overlapped.  Nothing asserts speed; every wait polls with a ge
 Under build-asan every agent's stderr must be free of sanitizer reports when it stops.
 """
 
-import calendar
 import http.server
 import json
 import os
@@ -28,36 +27,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from harness import (ASAN, BUILD, SANITIZER_PATTERNS, TIMEOUT, Suite, TestFailure, asan_env,  # noqa: E402
+from harness import (ASAN, SANITIZER_PATTERNS, TIMEOUT, Suite, TestFailure, asan_env,  # noqa: E402
                      check, wait_for)
 from mqtt_mini import Broker, MqttClient, MqttError  # noqa: E402
+from tower_common import (AGENT, AgentProcess, check_no_overlap, epoch, install_play_script, iso,  # noqa: E402
+                          make_pki)
 
-AGENT = os.path.join(BUILD, "prakat-tower")
 PREFIX = "bokaeo/tower"
 PARALLEL = int(os.environ.get("PRAKAT_TOWER_TEST_JOBS", "6"))
 
 S = Suite("tower_agent")
 LOCK = threading.Lock()
-
-PLAY_SCRIPT = r"""#!/bin/sh
-# play.sh LOG KIND ARG: what a player or TTS would do, written down.
-log="$1"; kind="$2"; arg=$(printf '%s\n' "$3" | head -n 1)
-secs=$(printf '%s\n' "$arg" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
-[ -n "$secs" ] || secs=0.3
-printf '%s start %s %s\n' "$(date +%s.%N)" "$kind" "$arg" >> "$log"
-trap 'printf "%s killed %s %s\n" "$(date +%s.%N)" "$kind" "$arg" >> "$log"; exit 143' TERM
-sleep "$secs"
-printf '%s end %s %s\n' "$(date +%s.%N)" "$kind" "$arg" >> "$log"
-"""
-
-
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
-
-
-def epoch(s):
-    return calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ"))
-
 
 def topic(village, leaf):
     return "%s/village/%d/%s" % (PREFIX, village, leaf)
@@ -72,25 +52,15 @@ def item(id, play_at=(), title=None, **kw):
     return o
 
 
-class Agent:
-    """prakat-tower on its own config and state; stderr to TMP/agent.log across restarts."""
+class Agent(AgentProcess):
+    """prakat-tower on its own config and state, with its own shifted clock."""
 
     def __init__(self, suite, tag, village, broker, start_at, extra_config="", args=()):
-        self.tmp = suite.tmpdir(tag)
+        super().__init__(suite.tmpdir(tag), args)
         self.village = village
         self.broker = broker
-        self.state = os.path.join(self.tmp, "state")
-        self.log_path = os.path.join(self.tmp, "agent.log")
-        self.plays_path = os.path.join(self.tmp, "plays.log")
-        self.conf = os.path.join(self.tmp, "prakat-tower.conf")
-        self.args = list(args)
         self.base = int(start_at)
         self.wall0 = None
-        self.proc = None
-        self.log_start = 0
-        self.problems = []
-        self.env = self  # Suite shows d.env.log of the daemons it knows
-        self.log = self.log_path
         self.write_config(extra_config)
 
     def write_config(self, extra=""):
@@ -120,98 +90,11 @@ class Agent:
         if at is None:
             at = self.now()
         self.base = int(at)
-        e = dict(os.environ)
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            e.pop(k, None)
-        e.update(asan_env())
-        e["PRAKAT_NOW"] = iso(self.base)
-        e.update(extra_env or {})
-        logf = open(self.log_path, "ab")
-        self.log_start = logf.tell()
         self.wall0 = time.time()
-        self.proc = subprocess.Popen([AGENT, "--config", self.conf] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf, env=e)
-        logf.close()
+        self.spawn(dict({"PRAKAT_NOW": iso(self.base)}, **(extra_env or {})))
         if wait:
             self.wait_log("Connected to the broker")
         return self
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def text(self, since_start=False):
-        try:
-            with open(self.log_path, "rb") as f:
-                if since_start:
-                    f.seek(self.log_start)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def wait_log(self, text, timeout=None, since_start=True):
-        def seen():
-            if text in self.text(since_start):
-                return True
-            if not self.running():
-                raise TestFailure("prakat-tower exited (%s) before %r appeared" % (self.proc.returncode, text))
-            return False
-        wait_for(seen, timeout, "%r in the agent's log" % text)
-
-    def stop(self, sig=signal.SIGTERM, expect_rc=0):
-        rc = None
-        if self.running():
-            self.proc.send_signal(sig)
-            try:
-                rc = self.proc.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.problems.append("prakat-tower did not exit within %ss of signal %s" % (TIMEOUT, sig))
-            if expect_rc is not None and rc is not None and rc != expect_rc:
-                self.problems.append("prakat-tower exited with %s after signal %s" % (rc, sig))
-        self.scan_sanitizer()
-        return rc
-
-    def kill9(self):
-        return self.stop(signal.SIGKILL, expect_rc=None)
-
-    def scan_sanitizer(self):
-        text = self.text()
-        for pat in SANITIZER_PATTERNS:
-            i = text.find(pat)
-            if i >= 0:
-                msg = "sanitizer report in prakat-tower's stderr:\n" + text[max(0, i - 200):i + 3000]
-                if msg not in self.problems:
-                    self.problems.append(msg)
-
-    def assert_clean(self):
-        self.scan_sanitizer()
-        check(not self.problems, "; ".join(self.problems))
-
-    def tail(self, n=30):
-        return "\n".join(self.text().splitlines()[-n:])
-
-    # ---- what played ----
-
-    def plays(self):
-        """[(wall time, "start"|"end"|"killed", "audio"|"tts", argument)] from plays.log."""
-        out = []
-        try:
-            with open(self.plays_path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    parts = line.rstrip("\n").split(" ", 3)
-                    if len(parts) == 4:
-                        out.append((float(parts[0]), parts[1], parts[2], parts[3]))
-        except FileNotFoundError:
-            pass
-        return out
-
-    def starts(self):
-        return [p[3] for p in self.plays() if p[1] == "start"]
 
 
 class Village:
@@ -309,17 +192,6 @@ def check_ack_shape(a, village):
     check(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", a["at"]), "ack at %r is not ISO 8601 UTC" % a["at"])
     check(a["slot"] is None or re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", a["slot"]), "ack slot %r" % a["slot"])
     check(a["state"] in ("scheduled", "playing", "played", "failed", "skipped"), "ack state %r" % a["state"])
-
-
-def check_no_overlap(plays):
-    """Every start comes after the previous play's end."""
-    busy = False
-    for t, what, kind, arg in sorted(plays):
-        if what == "start":
-            check(not busy, "two plays overlap: %s" % plays)
-            busy = True
-        else:
-            busy = False
 
 
 # Cases start their agents at 07:59:5x Bangkok on 26 Nov 2026 unless they need another time.
@@ -711,31 +583,10 @@ def case_check():
     check(rc != 0 and "village is missing" in err, "missing village: rc %d, %s" % (rc, err))
 
 
-def openssl(*args, cwd):
-    p = subprocess.run(["openssl"] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    check(p.returncode == 0, "openssl %s: %s" % (" ".join(args), p.stdout.decode(errors="replace")))
-
-
-def make_pki(d):
-    """A CA, a certificate for "localhost" (the broker) and one for a tower, all signed by the CA."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-            "-subj", "/CN=prakat test CA", cwd=d)
-    for name, cn in (("server", "localhost"), ("tower", "prakat-tower-19")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
-                "-subj", "/CN=" + cn, cwd=d)
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write("subjectAltName=DNS:%s\n" % cn)
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext", cwd=d)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key", "-out", "other-ca.crt",
-            "-days", "2", "-subj", "/CN=another CA", cwd=d)
-
-
 def case_tls_login(root):
     d = os.path.join(root, "pki")
     os.makedirs(d)
-    make_pki(d)
+    make_pki(d, "tower", "prakat-tower-19")
     pw = os.path.join(d, "broker.passwd")
     open(pw, "w").close()
     for user, password in (("tower-19", "ความลับ-19"), ("daemon", "d-secret")):
@@ -879,10 +730,7 @@ def main():
         S.result("tower_agent: build present", False, "%s is missing (run make)" % AGENT)
         S.finish()
     root = S.tmpdir("run")
-    SCRIPT = os.path.join(root, "play.sh")
-    with open(SCRIPT, "w") as f:
-        f.write(PLAY_SCRIPT)
-    os.chmod(SCRIPT, 0o755)
+    SCRIPT = install_play_script(root)
     BROKER = Broker(os.path.join(root, "broker")).start()
     cases = [
         ("retained schedule before the agent starts: plays at its slot, acks scheduled/playing/played",

@@ -13,7 +13,6 @@ A daemon with a tower job still waiting for acks takes the core's stop grace (10
 job stays "sending" and is resumed after the next start, which is what the restart case relies on.
 """
 
-import calendar
 import json
 import os
 import re
@@ -31,32 +30,13 @@ import harness  # noqa: E402
 from harness import (ASAN, BUILD, PRAKATD, SANITIZER_PATTERNS, TIMEOUT, Daemon, Suite, TestFailure,  # noqa: E402
                      asan_env, check, wait_for)
 from mqtt_mini import Broker, MqttClient, MqttError  # noqa: E402
+from tower_common import (AGENT, AgentProcess, check_no_overlap, epoch, install_play_script, iso,  # noqa: E402
+                          make_pki)
 
-AGENT = os.path.join(BUILD, "prakat-tower")
 PARALLEL = int(os.environ.get("PRAKAT_TOWER_TEST_JOBS", "6"))
 
 S = Suite("tower_channel")
 LOCK = threading.Lock()
-
-PLAY_SCRIPT = r"""#!/bin/sh
-# play.sh LOG KIND ARG: what a player or TTS would do, written down.
-log="$1"; kind="$2"; arg=$(printf '%s\n' "$3" | head -n 1)
-secs=$(printf '%s\n' "$arg" | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')
-[ -n "$secs" ] || secs=0.3
-printf '%s start %s %s\n' "$(date +%s.%N)" "$kind" "$arg" >> "$log"
-trap 'printf "%s killed %s %s\n" "$(date +%s.%N)" "$kind" "$arg" >> "$log"; exit 143' TERM
-sleep "$secs"
-printf '%s end %s %s\n' "$(date +%s.%N)" "$kind" "$arg" >> "$log"
-"""
-
-
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(t)))
-
-
-def epoch(s):
-    return calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ"))
-
 
 class Clock:
     """A shifted clock shared by one case's processes: starts at `start` and runs with the wall clock."""
@@ -175,23 +155,13 @@ class World:
         self.obs.disconnect()
 
 
-class Agent:
+class Agent(AgentProcess):
     """A real prakat-tower for one village; plays with the logging script (or --dry-run)."""
 
     def __init__(self, world, village, dry_run=False, late_limit="30m"):
+        super().__init__(S.tmpdir("%s-agent%d" % (world.tag, village)), ["--dry-run"] if dry_run else [])
         self.world = world
         self.village = village
-        self.tmp = S.tmpdir("%s-agent%d" % (world.tag, village))
-        self.state = os.path.join(self.tmp, "state")
-        self.log_path = os.path.join(self.tmp, "agent.log")
-        self.plays_path = os.path.join(self.tmp, "plays.log")
-        self.conf = os.path.join(self.tmp, "prakat-tower.conf")
-        self.args = ["--dry-run"] if dry_run else []
-        self.proc = None
-        self.log_start = 0
-        self.problems = []
-        self.env = self  # Suite shows d.env.log of what it knows
-        self.log = self.log_path
         with open(self.conf, "w") as f:
             f.write("[tower]\nvillage = %d\nbroker = mqtt://127.0.0.1:%d\ntopic_prefix = %s\nstate_dir = %s\n"
                     "player = %s %s audio {file}\ntts = %s %s tts {text}\nlate_limit = %s\nmax_play_time = 1m\n" % (
@@ -203,76 +173,12 @@ class Agent:
         threading.current_thread().procs.append(self)
 
     def start(self, wait=True):
-        assert not self.running()
-        e = dict(os.environ)
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            e.pop(k, None)
-        e.update(asan_env())
-        e.update(self.world.clock.env())
-        logf = open(self.log_path, "ab")
-        self.log_start = logf.tell()
-        self.proc = subprocess.Popen([AGENT, "--config", self.conf] + self.args, stdin=subprocess.DEVNULL,
-                                     stdout=logf, stderr=logf, env=e)
-        logf.close()
+        self.spawn(self.world.clock.env())
         if wait:
             wait_for(lambda: "Connected to the broker" in self.text(True) or not self.running(), None,
                      "prakat-tower %d connected" % self.village)
             check(self.running(), "prakat-tower %d exited:\n%s" % (self.village, self.tail()))
         return self
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def text(self, since_start=False):
-        try:
-            with open(self.log_path, "rb") as f:
-                if since_start:
-                    f.seek(self.log_start)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self, sig=signal.SIGTERM, expect_rc=0):
-        rc = None
-        if self.running():
-            self.proc.send_signal(sig)
-            try:
-                rc = self.proc.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self.problems.append("prakat-tower did not exit within %ss" % TIMEOUT)
-            if expect_rc is not None and rc is not None and rc != expect_rc:
-                self.problems.append("prakat-tower exited with %s after signal %s" % (rc, sig))
-        self.scan_sanitizer()
-        return rc
-
-    def scan_sanitizer(self):
-        text = self.text()
-        for pat in SANITIZER_PATTERNS:
-            i = text.find(pat)
-            if i >= 0:
-                msg = "sanitizer report in prakat-tower's stderr:\n" + text[max(0, i - 200):i + 3000]
-                if msg not in self.problems:
-                    self.problems.append(msg)
-
-    def tail(self, n=25):
-        return "\n".join(self.text().splitlines()[-n:])
-
-    def plays(self):
-        out = []
-        try:
-            with open(self.plays_path, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    parts = line.rstrip("\n").split(" ", 3)
-                    if len(parts) == 4:
-                        out.append((float(parts[0]), parts[1], parts[2], parts[3]))
-        except FileNotFoundError:
-            pass
-        return out
-
-    def starts(self):
-        return [p[3] for p in self.plays() if p[1] == "start"]
 
 
 class SimTower:
@@ -352,16 +258,6 @@ class SimTower:
             self.client.disconnect()
         except (OSError, MqttError):
             pass
-
-
-def check_no_overlap(plays):
-    busy = False
-    for t, what, kind, arg in sorted(plays):
-        if what == "start":
-            check(not busy, "two plays overlap: %s" % plays)
-            busy = True
-        else:
-            busy = False
 
 
 # 06:59:50 in Bangkok on 26 Nov 2026: the 07:00 slot is ten seconds away.
@@ -530,7 +426,7 @@ def case_broker_restart(root):
         w.daemon.wait_log("Planned for 6 towers")
         broker.kill()  # mid-publish: no save, so sessions and retained messages are gone
         w.daemon.wait_log("Lost the connection")
-        job = wait_for(lambda: w.tower_job("brk-1"), None, "the tower job")
+        wait_for(lambda: w.tower_job("brk-1"), None, "the tower job")
         time.sleep(1)
         broker.start()
         w.connect_observer()
@@ -766,33 +662,12 @@ def case_wait_between_slots():
     w.close()
 
 
-def openssl(*args, cwd):
-    p = subprocess.run(["openssl"] + list(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=60)
-    check(p.returncode == 0, "openssl %s: %s" % (" ".join(args), p.stdout.decode(errors="replace")))
-
-
-def make_pki(d):
-    """A CA, a certificate for "localhost" (the broker) and one for prakatd, signed by it; and another CA."""
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-            "-subj", "/CN=prakat test CA", cwd=d)
-    for name, cn in (("server", "localhost"), ("client", "prakatd-tls")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
-                "-subj", "/CN=" + cn, cwd=d)
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write("subjectAltName=DNS:%s\n" % cn)
-        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext", cwd=d)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key", "-out", "other-ca.crt",
-            "-days", "2", "-subj", "/CN=another CA", cwd=d)
-
-
 def case_tls():
     """TLS with a CA file and a client certificate, the broker login from a 0600 password file; a
     broker whose certificate does not verify is refused."""
     import ssl
     d = S.tmpdir("pki")
-    make_pki(d)
+    make_pki(d, "client", "prakatd-tls")
     pw = os.path.join(d, "broker.passwd")
     open(pw, "w").close()
     for user, password in (("daemon", "ความลับ d"), ("tower", "t-secret")):
@@ -893,10 +768,7 @@ def main():
             S.result("tower_channel: build present", False, "%s is missing (run make)" % path)
             S.finish()
     root = S.tmpdir("run")
-    SCRIPT = os.path.join(root, "play.sh")
-    with open(SCRIPT, "w") as f:
-        f.write(PLAY_SCRIPT)
-    os.chmod(SCRIPT, 0o755)
+    SCRIPT = install_play_script(root)
     cases = [
         ("a job waits for its slot outside \"sending\" and is taken up again at the slot", case_wait_between_slots),
         ("12 villages (3 agents, 9 simulated): retained schedules, announces, every ack in the receipt, the will",
