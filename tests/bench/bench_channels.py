@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_publish import cpu_seconds, pct, status  # noqa: E402
+from bench_publish import cpu_seconds, pct, print_table, start_prakatd, status  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 BURST = int(os.environ.get("BENCH_CHANNELS_BURST", "1000"))
@@ -73,11 +73,8 @@ token_file = {token}
 api_base = {env["FAKE_LINE_API_BASE"]}
 rate_per_hour = 3600
 """)
-        e = dict(os.environ)
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            e.pop(k, None)
         log = open(os.path.join(root, "prakatd.log"), "w")
-        daemon = subprocess.Popen([f"{BUILD}/prakatd", "--config", conf], stderr=log, env=e)
+        daemon = start_prakatd(BUILD, conf, log)
         incoming, published = f"{root}/spool/incoming", f"{root}/spool/published"
         while not os.path.isdir(incoming):
             time.sleep(0.02)
@@ -131,11 +128,7 @@ rate_per_hour = 3600
             fakes.send_signal(signal.SIGTERM)
             fakes.wait(timeout=30)
         shutil.rmtree(root, ignore_errors=True)
-    width = max(len(r[0]) for r in rows)
-    print(f"| {'measure':{width}} | figure |")
-    print(f"|{'-' * (width + 2)}|--------|")
-    for k, v in rows:
-        print(f"| {k:{width}} | {v} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,23 @@ BURST = int(os.environ.get("BENCH_BURST", "1000"))
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+def start_prakatd(build, conf, log):
+    """prakatd on `conf`, stderr into the open file `log`, outside any systemd notification."""
+    env = dict(os.environ)
+    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        env.pop(k, None)
+    return subprocess.Popen([f"{build}/prakatd", "--config", conf], stderr=log, env=env)
+
+
+def print_table(rows):
+    """[(measure, figure)] as a Markdown table, as the README records it."""
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'measure':{width}} | figure |")
+    print(f"|{'-' * (width + 2)}|--------|")
+    for k, v in rows:
+        print(f"| {k:{width}} | {v} |")
+
+
 def cpu_seconds(pid):
     """CPU time of the process in seconds, to the nanosecond (schedstat), not in clock ticks."""
     with open(f"/proc/{pid}/schedstat") as f:
@@ -48,11 +65,8 @@ plugin = website
 output = {self.site}
 base_url = https://bench.example.go.th/news
 """)
-        env = dict(os.environ)
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            env.pop(k, None)
         self.log = open(os.path.join(root, "prakatd.log"), "w")
-        self.proc = subprocess.Popen([f"{BUILD}/prakatd", "--config", conf], stderr=self.log, env=env)
+        self.proc = start_prakatd(BUILD, conf, self.log)
         self.seq = 0
         while not os.path.isdir(self.incoming):
             time.sleep(0.02)
@@ -179,11 +193,7 @@ def main():
         ]
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    width = max(len(r[0]) for r in rows)
-    print(f"| {'measure':{width}} | figure |")
-    print(f"|{'-'*(width+2)}|--------|")
-    for k, v in rows:
-        print(f"| {k:{width}} | {v} |")
+    print_table(rows)
 
 
 if __name__ == "__main__":

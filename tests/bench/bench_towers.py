@@ -34,41 +34,12 @@ VILLAGES = min(int(os.environ.get("BENCH_TOWERS", "999")), 999)
 WORKERS = int(os.environ.get("BENCH_WORKERS", str(max(2, min(8, os.cpu_count() or 2)))))
 PREFIX = "bench/tower"
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
-from mqtt_mini import Broker, MqttClient  # noqa: E402
-
-
-def status(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/schedstat") as f:
-        return int(f.read().split()[0]) / 1e9
+from mqtt_mini import Broker, mqtt_string, packet  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_publish import cpu_seconds, start_prakatd, status  # noqa: E402
 
 
 # ---- simulated towers: a bare MQTT 3.1.1 client per village, many per selector loop ----
-
-def utf8(s):
-    b = s.encode()
-    return struct.pack(">H", len(b)) + b
-
-
-def remaining(n):
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def packet(kind, flags, body):
-    return bytes([(kind << 4) | flags]) + remaining(len(body)) + body
-
 
 class Tower:
     __slots__ = ("village", "sock", "buf", "pid", "seen", "got_at")
@@ -80,11 +51,11 @@ class Tower:
         self.seen = set()
         self.got_at = None
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        body = utf8("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 0) + utf8("bench-tower-%d" % village)
+        body = mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 0) + mqtt_string("bench-tower-%d" % village)
         self.sock.sendall(packet(1, 0, body))
         for leaf in ("announce", "schedule"):
             self.sock.sendall(packet(8, 2, struct.pack(">H", self.next_pid()) +
-                                     utf8("%s/village/%d/%s" % (PREFIX, village, leaf)) + b"\x01"))
+                                     mqtt_string("%s/village/%d/%s" % (PREFIX, village, leaf)) + b"\x01"))
 
     def next_pid(self):
         self.pid = self.pid % 65535 + 1
@@ -93,7 +64,7 @@ class Tower:
     def ack(self, id, state, slot):
         payload = json.dumps({"id": id, "state": state, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "detail": state, "slot": slot, "village": self.village}).encode()
-        self.sock.sendall(packet(3, 2, utf8("%s/village/%d/ack" % (PREFIX, self.village)) +
+        self.sock.sendall(packet(3, 2, mqtt_string("%s/village/%d/ack" % (PREFIX, self.village)) +
                                  struct.pack(">H", self.next_pid()) + payload))
 
     def item(self, o):
@@ -209,12 +180,9 @@ topic_prefix = {PREFIX}
 villages = 1-{VILLAGES}
 client_id = prakatd-bench
 """)
-    env = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(k, None)
     log_path = os.path.join(root, "prakatd.log")
     log = open(log_path, "w")
-    daemon = subprocess.Popen([f"{BUILD}/prakatd", "--config", conf], stderr=log, env=env)
+    daemon = start_prakatd(BUILD, conf, log)
     procs = []
     stop, go = multiprocessing.Event(), multiprocessing.Event()
     try:

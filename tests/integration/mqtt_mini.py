@@ -69,12 +69,13 @@ class Message:
         return "Message(%r, %r%s)" % (self.topic, self.payload[:200], ", retain" if self.retain else "")
 
 
-def _utf8(s):
+def mqtt_string(s):
+    """A length-prefixed UTF-8 string of the MQTT wire format (also used by tests/bench/bench_towers.py)."""
     b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
     return struct.pack(">H", len(b)) + b
 
 
-def _remaining_length(n):
+def remaining_length(n):
     out = bytearray()
     while True:
         byte, n = n % 128, n // 128
@@ -83,8 +84,8 @@ def _remaining_length(n):
             return bytes(out)
 
 
-def _packet(kind, flags, body):
-    return bytes([(kind << 4) | flags]) + _remaining_length(len(body)) + body
+def packet(kind, flags, body):
+    return bytes([(kind << 4) | flags]) + remaining_length(len(body)) + body
 
 
 class MqttClient:
@@ -117,23 +118,23 @@ class MqttClient:
     def connect(self, timeout=10):
         """Opens the connection and waits for CONNACK; raises MqttError if refused.  Returns self."""
         flags = 0x02 if self.clean_session else 0
-        payload = _utf8(self.client_id)
+        payload = mqtt_string(self.client_id)
         if self.will:
             topic, message, qos, retain = self.will
             flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            payload += _utf8(topic) + _utf8(message)
+            payload += mqtt_string(topic) + mqtt_string(message)
         if self.username is not None:
             flags |= 0x80
-            payload += _utf8(self.username)
+            payload += mqtt_string(self.username)
         if self.password is not None:
             flags |= 0x40
-            payload += _utf8(self.password)
-        body = _utf8("MQTT") + bytes([4, flags]) + struct.pack(">H", self.keepalive) + payload
+            payload += mqtt_string(self.password)
+        body = mqtt_string("MQTT") + bytes([4, flags]) + struct.pack(">H", self.keepalive) + payload
         self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
         if self.ssl_context is not None:
             self.sock = self.ssl_context.wrap_socket(self.sock, server_hostname=self.host)
         self.sock.settimeout(timeout)
-        self._send(_packet(CONNECT, 0, body))
+        self._send(packet(CONNECT, 0, body))
         kind, _, data = self._read_packet()
         if kind != CONNACK or len(data) != 2:
             self.sock.close()
@@ -154,7 +155,7 @@ class MqttClient:
         if self._closed:
             return
         try:
-            self._send(_packet(DISCONNECT, 0, b""))
+            self._send(packet(DISCONNECT, 0, b""))
         except OSError:
             pass
         self.close()
@@ -182,7 +183,7 @@ class MqttClient:
     def subscribe(self, topic, qos=1, timeout=10):
         """Subscribes to one topic filter and waits for SUBACK; returns the granted QoS."""
         pid = self._pid()
-        self._send(_packet(SUBSCRIBE, 0x02, struct.pack(">H", pid) + _utf8(topic) + bytes([qos])))
+        self._send(packet(SUBSCRIBE, 0x02, struct.pack(">H", pid) + mqtt_string(topic) + bytes([qos])))
         self._wait_ack(("sub", pid), timeout, "SUBACK for %s" % topic)
         return qos
 
@@ -194,12 +195,12 @@ class MqttClient:
             payload = payload.encode("utf-8")
         if qos not in (0, 1):
             raise MqttError("QoS %r is not supported" % qos)
-        body = _utf8(topic)
+        body = mqtt_string(topic)
         pid = None
         if qos:
             pid = self._pid()
             body += struct.pack(">H", pid)
-        self._send(_packet(PUBLISH, (qos << 1) | (1 if retain else 0), body + bytes(payload)))
+        self._send(packet(PUBLISH, (qos << 1) | (1 if retain else 0), body + bytes(payload)))
         if qos:
             self._wait_ack(("pub", pid), timeout, "PUBACK for %s" % topic)
 
@@ -290,7 +291,7 @@ class MqttClient:
     def _maybe_ping(self):
         if self.keepalive and time.monotonic() - self._last_send > self.keepalive / 2:
             try:
-                self._send(_packet(PINGREQ, 0, b""))
+                self._send(packet(PINGREQ, 0, b""))
             except OSError:
                 pass
 
@@ -332,7 +333,7 @@ class MqttClient:
             self._messages.append(Message(topic, data[pos:], qos, retain, dup))
             self._cond.notify_all()
         if qos == 1 and self.auto_puback:
-            self._send(_packet(PUBACK, 0, struct.pack(">H", pid)))
+            self._send(packet(PUBACK, 0, struct.pack(">H", pid)))
 
 
 # ---- a private broker ----
