@@ -227,19 +227,29 @@ int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+/* Opens a regular file for reading, not following a final symlink; its fd, or -EBADFD for anything else. */
+static int open_regular(const char *path, struct stat *ret_st) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+
+        if (fd < 0)
+                return -errno;
+        int r = fstat(fd, ret_st) < 0 ? -errno : !S_ISREG(ret_st->st_mode) ? -EBADFD : 0;
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
 int read_file(const char *path, size_t max, char **ret_data, size_t *ret_size) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *data = NULL;
         struct stat st;
         size_t size = 0;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        fd = open_regular(path, &st);
         if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
+                return fd;
         if ((uint64_t) st.st_size > max)
                 return -EFBIG;
         data = xmalloc((size_t) st.st_size + 1);
@@ -376,13 +386,9 @@ int copy_file(const char *from, const char *to, mode_t mode) {
         char buf[65536];
         int r;
 
-        in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+        in = open_regular(from, &st);
         if (in < 0)
-                return -errno;
-        if (fstat(in, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
+                return in;
         out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
         if (out < 0)
                 return -errno;
