@@ -70,20 +70,13 @@ static json_t *command_status(Manager *m) {
         for (size_t i = 0; i < m->config->n_channels; i++) {
                 const ChannelConfig *cc = &m->config->channels[i];
                 ChannelInstance *ci = manager_channel(m, cc->name);
-                char health[256] = "";
-                int r = 0;
 
-                if (ci && ci->plugin->health) {
-                        r = ci->plugin->health(ci->instance, health, sizeof health);
-                        health[sizeof health - 1] = 0;
-                }
+                if (ci)
+                        channel_instance_check_health(ci);
                 json_array_append_new(channels,
                                       json_pack("{s:s, s:s?, s:b, s:b, s:s}", "name", cc->name, "plugin", cc->plugin,
-                                                "enabled", cc->enabled, "healthy", ci && r >= 0, "health",
-                                                !cc->enabled ? "disabled" : !ci ? "not loaded" :
-                                                health[0]      ? health :
-                                                r >= 0         ? "ok" :
-                                                                 strerror(-r)));
+                                                "enabled", cc->enabled, "healthy", ci && ci->healthy, "health",
+                                                !cc->enabled ? "disabled" : !ci ? "not loaded" : ci->health));
         }
         return json_pack("{s:b, s:s, s:i, s:s, s:I, s:I, s:I, s:s?, s:o}", "ok", 1, "daemon", "running", "pid",
                          (int) getpid(), "version", PRAKAT_VERSION, "queue", (json_int_t) queue_size(m->queue),
