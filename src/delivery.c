@@ -714,11 +714,13 @@ int delivery_retry(Manager *m, const char *id, const char *channel) {
                 for (size_t i = 0; i < loaded->n_jobs; i++)
                         any = any || (job_retryable(&loaded->jobs[i]) &&
                                       (!channel || streq(loaded->jobs[i].channel, channel)));
-                entry_free(loaded);
-                if (!any)
+                if (!any) {
+                        entry_free(loaded);
                         return 0;
-                r = queue_reopen(m->queue, id, &e);
-                if (r < 0 && !e)
+                }
+                r = queue_reopen(m->queue, loaded);
+                e = queue_find(m->queue, id);
+                if (!e)
                         return r;
         }
         if (e->held)

@@ -416,15 +416,11 @@ bool queue_id_exists(const Queue *q, const char *id) {
         return access(a, F_OK) == 0 || access(b, F_OK) == 0;
 }
 
-int queue_reopen(Queue *q, const char *id, Entry **ret) {
-        _cleanup_free_ char *from = path_join(q->done_dir, id), *to = path_join(q->queue_dir, id);
-        Entry *e;
+int queue_reopen(Queue *q, Entry *e) {
+        _cleanup_free_ char *to = path_join(q->queue_dir, e->announcement->id);
         int r;
 
-        r = entry_load_dir(from, &e);
-        if (r < 0)
-                return r;
-        if (rename(from, to) < 0) {
+        if (rename(e->dir, to) < 0) {
                 r = -errno;
                 entry_free(e);
                 return r;
@@ -435,7 +431,6 @@ int queue_reopen(Queue *q, const char *id, Entry **ret) {
         free(e->dir);
         e->dir = TAKE_PTR(to);
         queue_push(q, e); /* in the queue now, whatever the syncs said: that is where it is */
-        *ret = e;
         return r;
 }
 

@@ -101,8 +101,9 @@ Entry *queue_find(const Queue *q, const char *id);
 bool queue_id_exists(const Queue *q, const char *id);
 /* Loads a done entry (for Cancel/Replaces targets and the CLI); caller frees with entry_free(). */
 int queue_load_done(const Queue *q, const char *id, Entry **ret);
-/* Moves a finished entry back from STATE/done into the queue (to retry a channel). */
-int queue_reopen(Queue *q, const char *id, Entry **ret);
+/* Moves a finished entry, loaded by queue_load_done(), back into the queue (to retry a channel).  Takes
+ * the entry: it is in the queue afterwards, or freed when the move failed (r < 0 and not queued). */
+int queue_reopen(Queue *q, Entry *e);
 
 /*
  * Intake: makes `entry` durable with a copy of the dropped file or folder at `source`.

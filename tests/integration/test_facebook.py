@@ -434,6 +434,18 @@ def token_give_up():
         check("โทเค็น Facebook หมดอายุ" in th, "no Thai note about the token:\n%s" % th)
         check(not f.fake.published_posts(), "something was posted")
     S.case("expired token never fixed: the receipt says so in English and Thai", case)
+
+    def retry_after_fix():
+        # The token is replaced after the job gave up: prakat retry reopens the finished announcement.
+        f.fake.configure(token_expired=False)
+        rc, out, err = f.env.cli("retry", "fb-tok-gone", "--channel", "facebook", "--json")
+        check(rc == 0 and json.loads(out)["jobs"] == 1, "retry: %d %r %r" % (rc, out, err))
+        wait_for(lambda: len(f.fake.published_posts()) == 1, what="the post after the retry")
+        wait_for(lambda: "- facebook: done" in fb_section(f.receipt("fb-tok-gone.txt")[1]),
+                 what="the receipt rewritten with facebook done")
+        check(f.env.show_json("fb-tok-gone")["status"] == "finished", "not finished after the retry")
+    S.case("prakat retry of a finished announcement whose facebook job failed: posted once, receipt rewritten",
+           retry_after_fix)
     return f
 
 
