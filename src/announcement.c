@@ -67,6 +67,7 @@ typedef struct Fields {
         Field f[_FIELD_MAX];
         const char *bundle_dir;
         const char *encoding;
+        bool json; /* messages name the JSON keys */
 } Fields;
 
 static void fields_done(Fields *fs) {
@@ -403,12 +404,37 @@ static int parse_id_field(const Field *f, FieldKey key, char **ret, ParseError *
         return 0;
 }
 
+/*
+ * A key written with nothing after it.  Where leaving it out would do something else than the writer
+ * meant (an empty Villages: publishing to every village, Publish-At: at once, Cancel: not cancelling),
+ * it is refused; the free-form ones (and Title, which has its own message) may stay empty.
+ */
+static int check_empty_fields(const Fields *fs, ParseError *e) {
+        for (FieldKey k = 0; k < _FIELD_MAX; k++) {
+                const Field *f = &fs->f[k];
+                bool empty = true;
+
+                if (!f->set || k == FIELD_TITLE || k == FIELD_BODY || k == FIELD_CATEGORY || k == FIELD_AUTHOR ||
+                    k == FIELD_ATTACHMENTS || k == FIELD_BROADCAST_AT)
+                        continue;
+                for (size_t i = 0; i < f->n_values && empty; i++)
+                        empty = f->values[i][strspn(f->values[i], " \t")] == 0;
+                if (empty)
+                        return fail(e, f->line, "%s: ไม่ได้ใส่ค่า ให้เขียนค่าต่อท้าย หรือลบออกทั้งบรรทัด",
+                                    "%s: no value is given. Write one, or remove it.",
+                                    fs->json ? field_info[k].json : field_info[k].header);
+        }
+        return 0;
+}
+
 /* Fills in an Announcement from the fields; every rule of DESIGN §3 lives here. */
 static int announcement_build(const ParseContext *ctx, Fields *fs, Announcement *a, ParseError *e) {
         const Config *c = ctx->config;
         const char *v;
         int r;
 
+        if ((r = check_empty_fields(fs, e)) < 0)
+                return r;
         if (fs->f[FIELD_CANCEL].set && fs->f[FIELD_REPLACES].set)
                 return fail(e, fs->f[FIELD_CANCEL].line, "ใส่ได้อย่างใดอย่างหนึ่งระหว่าง ยกเลิก (Cancel) กับ แทนที่ "
                             "(Replaces) ให้ลบบรรทัดหนึ่งออก",
@@ -553,27 +579,55 @@ static int announcement_finish(const ParseContext *ctx, Fields *fs, const char *
 
 /* ---- the .txt form ---- */
 
+/* The line of byte `offset`: LF, CRLF and a lone CR each end one, read in the file's own code units. */
+static unsigned line_of_offset(const void *data, size_t size, size_t offset, TextEncoding enc) {
+        const uint8_t *p = data;
+        size_t unit = enc == TEXT_ENCODING_UTF16LE || enc == TEXT_ENCODING_UTF16BE ? 2 : 1;
+        unsigned line = 1;
+        uint32_t previous = 0;
+
+        for (size_t i = 0; i + unit <= offset && i + unit <= size; i += unit) {
+                uint32_t c = unit == 1 ? p[i] : enc == TEXT_ENCODING_UTF16LE ? (uint32_t) (p[i] | p[i + 1] << 8)
+                                                                              : (uint32_t) (p[i] << 8 | p[i + 1]);
+                line += c == '\r' || (c == '\n' && previous != '\r');
+                previous = c;
+        }
+        return line;
+}
+
 static int decode_text(const void *data, size_t size, char **ret_text, const char **ret_encoding, ParseError *e) {
         TextEncoding enc = TEXT_ENCODING_UTF8;
         size_t bad = 0, n;
+        bool big_endian = false;
         int r;
 
         if (size == 0)
                 return fail(e, 0, "ไฟล์ว่างเปล่า ให้เขียนหัวข้อและเนื้อหาประกาศแล้วบันทึกอีกครั้ง",
                             "The file is empty. Write the title and text, then save it again.");
         r = text_to_utf8(data, size, ret_text, &n, &enc, &bad);
-        if (r == -EILSEQ) {
-                unsigned line = 1;
-                for (size_t i = 0; i < bad && i < size; i++)
-                        line += ((const char *) data)[i] == '\n';
-                return fail(e, line, "อ่านตัวอักษรในไฟล์ไม่ได้ (ลองอ่านแบบ %s แล้วพบไบต์ที่ใช้ไม่ได้ที่ตำแหน่ง %zu) "
+        if (r == -EILSEQ && enc != TEXT_ENCODING_UTF16LE && enc != TEXT_ENCODING_UTF16BE &&
+            text_looks_like_utf16(data, size, &big_endian))
+                return fail(e, 0, "ไฟล์นี้ดูเหมือนบันทึกเป็น Unicode (UTF-16%s) แบบไม่มี BOM ซึ่งอ่านได้ไม่แน่นอน "
+                            "ให้เปิดใน Notepad แล้วบันทึกแบบ UTF-8",
+                            "The file looks like UTF-16%s (Unicode) saved without a byte-order mark, which "
+                            "cannot be read reliably. Open it in Notepad and save it as UTF-8.",
+                            big_endian ? "BE" : "LE");
+        if (r == -EILSEQ)
+                return fail(e, line_of_offset(data, size, bad, enc),
+                            "อ่านตัวอักษรในไฟล์ไม่ได้ (ลองอ่านแบบ %s แล้วพบไบต์ที่ใช้ไม่ได้ที่ตำแหน่ง %zu) "
                             "ไฟล์อาจไม่ใช่ไฟล์ข้อความ ให้เปิดใน Notepad แล้วบันทึกแบบ UTF-8",
                             "The characters in the file cannot be read (read as %s, a bad byte at offset %zu). "
                             "It may not be a text file. Open it in Notepad and save it as UTF-8.",
                             text_encoding_name(enc), bad);
-        }
         if (r < 0)
                 return r;
+        /* Notepad saves an empty file as a bare BOM; blank lines are no announcement either. */
+        if ((*ret_text)[strspn(*ret_text, " \t\n")] == 0) {
+                free(*ret_text);
+                *ret_text = NULL;
+                return fail(e, 0, "ไฟล์ว่างเปล่า (มีแต่บรรทัดว่าง) ให้เขียนหัวข้อและเนื้อหาประกาศแล้วบันทึกอีกครั้ง",
+                            "The file is empty (only blank lines). Write the title and text, then save it again.");
+        }
         *ret_encoding = text_encoding_name(enc);
         return 0;
 }
@@ -806,7 +860,7 @@ static int json_field(Fields *fs, FieldKey k, json_t *value, ParseError *e) {
 int announcement_parse_json(const ParseContext *ctx, const char *name, const void *data, size_t size,
                             const char *bundle_dir, Announcement **ret, ParseError *e) {
         _cleanup_free_ char *text = NULL;
-        Fields fs = { .bundle_dir = bundle_dir };
+        Fields fs = { .bundle_dir = bundle_dir, .json = true };
         json_error_t jerr;
         json_t *root, *value;
         const char *key;

@@ -223,9 +223,13 @@ int text_to_utf8(const void *data, size_t size, char **ret_text, size_t *ret_siz
         assert(ret_text);
         assert(ret_size);
 
-        if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
                 encoding = TEXT_ENCODING_UTF8_BOM, start = 3;
-        else if (size >= 2 && p[0] == 0xFF && p[1] == 0xFE)
+                /* Files glued together by a script or saved twice carry the BOM twice; a U+FEFF left
+                 * at the start would make the first header line unreadable and invisible in messages. */
+                while (size - start >= 3 && memcmp(p + start, "\xEF\xBB\xBF", 3) == 0)
+                        start += 3;
+        } else if (size >= 2 && p[0] == 0xFF && p[1] == 0xFE)
                 encoding = TEXT_ENCODING_UTF16LE, start = 2;
         else if (size >= 2 && p[0] == 0xFE && p[1] == 0xFF)
                 encoding = TEXT_ENCODING_UTF16BE, start = 2;
@@ -235,6 +239,16 @@ int text_to_utf8(const void *data, size_t size, char **ret_text, size_t *ret_siz
                 encoding = TEXT_ENCODING_WINDOWS874;
 
         r = convert(p, size, start, decoders[encoding], NULL, &length, &bad_offset);
+        if (r < 0 && encoding == TEXT_ENCODING_WINDOWS874) {
+                /* Neither reading works.  Blame the one that got further: a UTF-8 file with one broken
+                 * character fails as Windows-874 at its first Thai letter, which says nothing useful. */
+                size_t utf8_bad_offset, ignored;
+                if (convert(p, size, 0, decode_utf8, NULL, &ignored, &utf8_bad_offset) < 0 &&
+                    utf8_bad_offset > bad_offset) {
+                        encoding = TEXT_ENCODING_UTF8;
+                        bad_offset = utf8_bad_offset;
+                }
+        }
         if (r < 0) {
                 if (ret_bad_offset)
                         *ret_bad_offset = bad_offset;
@@ -257,6 +271,29 @@ int text_to_utf8(const void *data, size_t size, char **ret_text, size_t *ret_siz
         if (ret_encoding)
                 *ret_encoding = encoding;
         return 0;
+}
+
+bool text_looks_like_utf16(const void *data, size_t size, bool *ret_big_endian) {
+        const uint8_t *p = data;
+        size_t n = size < 512 ? size : 512, high[2] = {}, nul[2] = {};
+
+        assert(data || size == 0);
+
+        /* In UTF-16 text of Thai and ASCII every other byte is the high half of U+00xx or U+0Exx. */
+        if (n < 4)
+                return false;
+        for (size_t i = 0; i + 1 < n; i += 2)
+                for (size_t k = 0; k < 2; k++) {
+                        high[k] += p[i + k] == 0x00 || p[i + k] == 0x0E;
+                        nul[k] += p[i + k] == 0x00;
+                }
+        for (size_t k = 0; k < 2; k++)
+                if (nul[k] > 0 && high[k] * 10 >= (n / 2) * 9 && nul[1 - k] * 10 < n / 2) {
+                        if (ret_big_endian)
+                                *ret_big_endian = k == 0;
+                        return true;
+                }
+        return false;
 }
 
 void thai_digits_to_ascii(char *s) {

@@ -233,7 +233,41 @@ static void test_bad_headers(void **state) {
 static void test_bad_bytes(void **state) {
         expect_error_n("", 0, 0, "empty");
         expect_error_n("ab\ncd\0ef", 8, 2, "cannot be read");
-        expect_error("\n\n\n", 0, "no title");
+        expect_error("\n\n\n", 0, "empty");
+        /* Notepad's empty UTF-8 and UTF-16 files: only a BOM. */
+        expect_error("\xEF\xBB\xBF", 0, "empty");
+        expect_error_n("\xFF\xFE\r\0\n\0", 6, 0, "empty");
+        /* UTF-16 without a BOM is named as such, not as a bad UTF-8 byte. */
+        expect_error_n("T\0i\0t\0l\0e\0:\0 \0+\x0E\n\0", 18, 0, "UTF-16LE");
+        expect_error_n("\0T\0i\0t\0l\0e\0:\0 \x0E+\0\n", 18, 0, "UTF-16BE");
+        /* A Thai UTF-8 file with one character cut in half: the UTF-8 fault and its line, not the
+         * first Thai letter read as Windows-874. */
+        expect_error("หัวข้อ: ประชุม\n\nบรรทัดสาม\nบรรทัด\xE0\xB8สี่\n", 4, "read as UTF-8");
+        /* UTF-16 lines are counted in code units: U+0E0A (ช) holds a 0x0A byte. */
+        expect_error_n("\xFF\xFE" "\x0A\x0E\n\0\x0A\x0E\n\0x", 11, 3, "UTF-16LE");
+}
+
+/* A key written with nothing after it crashed the parser (Publish-At:, Expires:, Cancel:, ID:) or
+ * widened the announcement (Villages: to every village); each is refused on its line. */
+static void test_empty_values(void **state) {
+        expect_error("Title: x\nPublish-At:\n\nb\n", 2, "Publish-At: no value");
+        expect_error("Title: x\nExpires:  \n\nb\n", 2, "Expires: no value");
+        expect_error("Cancel:\n\nb\n", 1, "Cancel: no value");
+        expect_error("Title: x\nReplaces:\n\nb\n", 2, "Replaces: no value");
+        expect_error("Title: x\nID:\n\nb\n", 2, "ID: no value");
+        expect_error("Title: x\nVillages: , ;\n\nb\n", 2, "Villages: no value");
+        expect_error("Title: x\nChannels:\n\nb\n", 2, "Channels: no value");
+        expect_error("Title: x\nRepeat:\n\nb\n", 2, "Repeat: no value");
+        expect_error("Title: x\nPriority:\n\nb\n", 2, "Priority: no value");
+        expect_json_error("{\"title\": \"x\", \"villages\": []}", "villages: no value");
+        expect_json_error("{\"title\": \"x\", \"channels\": []}", "channels: no value");
+        expect_json_error("{\"title\": \"x\", \"publish_at\": \"\"}", "publish_at: no value");
+        /* Free-form keys may stay empty: the default applies. */
+        Announcement *a = parse_text("Title: x\nCategory:\nAuthor:\nAttachments:\nBroadcast-At:\n\nb\n");
+        assert_string_equal(a->category, "ข่าวประชาสัมพันธ์");
+        assert_null(a->author);
+        assert_int_equal(a->n_attachments, 0);
+        announcement_free(a);
 }
 
 static void test_bundle(void **state) {
@@ -353,7 +387,8 @@ int main(void) {
                 cmocka_unit_test(test_english_headers_case), cmocka_unit_test(test_publish_in_past_is_now),
                 cmocka_unit_test(test_encodings),          cmocka_unit_test(test_json_form),
                 cmocka_unit_test(test_json_errors),        cmocka_unit_test(test_bad_headers),
-                cmocka_unit_test(test_bad_bytes),          cmocka_unit_test(test_bundle),
+                cmocka_unit_test(test_bad_bytes),          cmocka_unit_test(test_empty_values),
+                cmocka_unit_test(test_bundle),
                 cmocka_unit_test(test_load_limits),        cmocka_unit_test(test_json_roundtrip),
                 cmocka_unit_test(test_error_file_text),
         };

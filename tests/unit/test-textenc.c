@@ -131,6 +131,31 @@ static void test_utf8_bom_then_invalid(void **state) {
         check_rejects("\xEF\xBB\xBF" "ok\xA1", 6, 5, TEXT_ENCODING_UTF8_BOM);
 }
 
+/* Neither UTF-8 nor Windows-874: the reading that got further is the one reported. */
+static void test_neither_reads(void **state) {
+        /* Thai UTF-8 with a character cut short: Windows-874 stops at ก's 0x81, UTF-8 at the cut. */
+        check_rejects("\xE0\xB8\x81\xE0\xB8", 5, 3, TEXT_ENCODING_UTF8);
+        /* Windows-874 with a stray 0xFF: UTF-8 stops at the first Thai byte. */
+        check_rejects("\xA1\xA2\xFF", 3, 2, TEXT_ENCODING_WINDOWS874);
+}
+
+static void test_double_bom(void **state) {
+        check_converts("\xEF\xBB\xBF\xEF\xBB\xBF" "Title", 11, "Title", TEXT_ENCODING_UTF8_BOM);
+}
+
+static void test_looks_like_utf16(void **state) {
+        bool big_endian = true;
+
+        assert_true(text_looks_like_utf16("T\0i\0+\x0E\n\0", 8, &big_endian));
+        assert_false(big_endian);
+        assert_true(text_looks_like_utf16("\0T\0i\x0E+\0\n", 8, &big_endian));
+        assert_true(big_endian);
+        /* Binary with a few NULs, and Thai UTF-8, are not UTF-16. */
+        assert_false(text_looks_like_utf16("\x89PNG\r\n\x1a\n\0\0\0\rIHDR", 16, NULL));
+        assert_false(text_looks_like_utf16("\xE0\xB8\x81\xE0\xB8\x82", 6, NULL));
+        assert_false(text_looks_like_utf16("a\0", 2, NULL));
+}
+
 static void test_utf16(void **state) {
         /* "ก 😀\r\n" */
         static const uint8_t le[] = { 0xFF, 0xFE, 0x01, 0x0E, 0x20, 0x00, 0x3D, 0xD8, 0x00, 0xDE, 0x0D, 0x00, 0x0A, 0x00 };
@@ -288,6 +313,9 @@ int main(void) {
                 cmocka_unit_test(test_line_ends),
                 cmocka_unit_test(test_nul),
                 cmocka_unit_test(test_utf8_bom_then_invalid),
+                cmocka_unit_test(test_neither_reads),
+                cmocka_unit_test(test_double_bom),
+                cmocka_unit_test(test_looks_like_utf16),
                 cmocka_unit_test(test_utf16),
                 cmocka_unit_test(test_utf16_invalid),
                 cmocka_unit_test(test_windows874),
