@@ -11,8 +11,10 @@
 #include "announcement.h"
 #include "config.h"
 #include "control.h"
+#include "digest.h"
 #include "log.h"
 #include "queue.h"
+#include "report.h"
 #include "thaidate.h"
 
 #ifndef PRAKAT_CONFIG
@@ -22,7 +24,8 @@
 typedef struct Options {
         const char *config;
         const char *channel, *reason;
-        bool json, all;
+        const char *fiscal_year, *from, *to, *format, *output, *month; /* report and digest */
+        bool json, all, help;
 } Options;
 
 static int load_config(const Options *o, Config **ret) {
@@ -274,6 +277,7 @@ static int cmd_status(const Options *o, int argc, char **argv) {
                 print_json(reply);
         else {
                 const char *paused = json_string_value(json_object_get(reply, "intake_paused"));
+                const char *state_error = json_string_value(json_object_get(reply, "state_error"));
                 printf("prakatd ทำงานอยู่ / is running (pid %lld, version %s)\n"
                        "คิว / queue: %lld ประกาศ / announcements, %lld งานค้าง / pending jobs, %lld กำลังส่ง / sending\n",
                        json_integer_value(json_object_get(reply, "pid")),
@@ -283,6 +287,8 @@ static int cmd_status(const Options *o, int argc, char **argv) {
                        json_integer_value(json_object_get(reply, "in_flight")));
                 if (paused)
                         printf("รับไฟล์หยุดชั่วคราว / intake paused: %s\n", paused);
+                if (state_error)
+                        printf("บันทึกสถานะงานไม่ได้ (จะลองใหม่เอง) / %s (retrying)\n", state_error);
                 printf("\nช่องทาง / channels:\n");
                 channels = json_object_get(reply, "channels");
                 for (i = 0; i < json_array_size(channels); i++) {
@@ -450,6 +456,217 @@ static int cmd_cancel(const Options *o, int argc, char **argv) {
         return r < 0 ? EX_CANTCREAT : EX_OK;
 }
 
+/* ---- report and digest: read from the state files only, so the daemon may be up or down ---- */
+
+static const char report_help[] =
+        "Usage: prakat report [--fiscal-year YEAR | --from DATE --to DATE] [--format html|csv] [-o FILE|DIR]\n\n"
+        "Everything published in a period, with each channel's outcome, link or post id, and the villages\n"
+        "whose tower played it: the evidence for the ITA assessment.\n\n"
+        "  --fiscal-year YEAR  a Thai fiscal year, 1 October - 30 September: 2568 (Buddhist Era), or 2025\n"
+        "                      (the Common Era year it ends in); default: the current fiscal year\n"
+        "  --from DATE --to DATE  any period, dates as in an announcement (2024-10-01, 1/10/2567,\n"
+        "                      1 ต.ค. 2567); a --to without a time includes that whole day\n"
+        "  --format html|csv   a printable A4 page in Thai (default), or CSV (UTF-8 with BOM) for Excel\n"
+        "  -o FILE             write FILE (CSV for a .csv name unless --format says otherwise)\n"
+        "  -o DIR              an existing folder: write both DIR/report.html and DIR/report.csv\n"
+        "Without -o the report goes to standard output.\n";
+
+static const char digest_help[] =
+        "Usage: prakat digest --month MONTH [-o FILE|DIR]\n\n"
+        "The printable monthly newsletter (วารสาร): the month's announcements with their date, the first\n"
+        "lines of their text, their first picture and the link to their page, as an A4 HTML page.\n\n"
+        "  --month MONTH   2569-11 (Buddhist Era) or 2026-11, 11/2569, พฤศจิกายน 2569\n"
+        "  -o FILE         write FILE; pictures are copied into FILE's name without .html plus _files/\n"
+        "                  beside it, so the page prints without the network\n"
+        "  -o DIR          an existing folder: DIR/digest-YYYY-MM.html (Buddhist Era) and its _files/\n"
+        "Without -o the page goes to standard output and shows the pictures from the website.\n";
+
+/* Writes a page whole: to standard output, or to `path` atomically (a temporary file renamed in). */
+static int write_output(const char *path, const char *data, size_t size) {
+        if (path)
+                return write_file_atomic(path, data, size, 0644);
+        if (fwrite(data, 1, size, stdout) != size || fflush(stdout) != 0)
+                return -EIO;
+        return 0;
+}
+
+static int usage_error(const char *command, const char *format, ...) _printf_(2, 3);
+static int usage_error(const char *command, const char *format, ...) {
+        va_list ap;
+
+        fputs("prakat: ", stderr);
+        va_start(ap, format);
+        vfprintf(stderr, format, ap);
+        va_end(ap);
+        fprintf(stderr, "\nSee prakat %s --help.\n", command);
+        return EX_USAGE;
+}
+
+static bool is_directory(const char *path) {
+        struct stat st;
+        return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The period of --fiscal-year or --from/--to (the current fiscal year by default); EX_OK or EX_USAGE. */
+static int report_period_of(const Options *o, ReportPeriod *ret) {
+        const char *bad = NULL;
+        int r;
+
+        if (o->fiscal_year) {
+                if (report_period_fiscal_year(o->fiscal_year, ret) < 0)
+                        return usage_error("report", "--fiscal-year '%s' is not a year. Write the Buddhist Era "
+                                           "year, e.g. --fiscal-year 2568 (1 October 2567 - 30 September 2568).",
+                                           o->fiscal_year);
+                return EX_OK;
+        }
+        if (!o->from) {
+                report_period_current_fiscal_year(clock_now(), ret);
+                return EX_OK;
+        }
+        r = report_period_range(o->from, o->to, ret, &bad);
+        if (r == -EINVAL)
+                return usage_error("report", "%s '%s' is not a date. Write e.g. 2024-10-01, 1/10/2567 or "
+                                   "1 ต.ค. 2567.", bad == o->from ? "--from" : "--to", bad);
+        if (r < 0)
+                return usage_error("report", "--from %s is not before --to %s: the period is empty.", o->from,
+                                   o->to);
+        return EX_OK;
+}
+
+/* Renders one format of the report into memory and writes it to `path` (NULL: standard output). */
+static int report_output(const Report *report, bool csv, const char *path) {
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&data, &size);
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        r = csv ? report_write_csv(report, f) : report_write_html(report, f);
+        if (fclose(f) != 0 && r >= 0)
+                r = -EIO;
+        if (r >= 0)
+                r = write_output(path, data, size);
+        if (r < 0)
+                fprintf(stderr, "prakat: cannot write the report to %s: %s\n", path ?: "standard output", strerror(-r));
+        return r;
+}
+
+static int cmd_report(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        Report *report = NULL;
+        ReportPeriod period;
+        int r;
+
+        if (argc > 0)
+                return usage_error("report", "report takes no argument '%s'.", argv[0]);
+        if (o->fiscal_year && (o->from || o->to))
+                return usage_error("report", "--fiscal-year and --from/--to each choose the period: give one.");
+        if (!o->from != !o->to)
+                return usage_error("report", "--from and --to go together, e.g. --from 1/10/2567 --to 31/12/2567.");
+        if (o->format && !streq(o->format, "html") && !streq(o->format, "csv"))
+                return usage_error("report", "--format %s: the report is written as html or csv.", o->format);
+        if (o->month)
+                return usage_error("report", "--month belongs to prakat digest; the report takes --from and --to.");
+        if ((r = load_config(o, &config)))
+                return r;
+        r = report_period_of(o, &period);
+        if (r == EX_OK && (r = report_load(config, &period, &report)) < 0) {
+                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
+                r = EX_IOERR;
+        }
+        if (r == EX_OK) {
+                bool dir = is_directory(o->output);
+                bool csv = o->format ? streq(o->format, "csv") : (o->output && endswith_nocase(o->output, ".csv"));
+                _cleanup_free_ char *html_path = dir ? path_join(o->output, "report.html") : NULL,
+                                    *csv_path = dir ? path_join(o->output, "report.csv") : NULL;
+
+                if (dir)
+                        r = report_output(report, false, html_path) < 0 || report_output(report, true, csv_path) < 0;
+                else
+                        r = report_output(report, csv, o->output) < 0;
+                if (r)
+                        r = EX_CANTCREAT;
+                else if (o->output) {
+                        _cleanup_free_ char *text = report_period_text(&period);
+                        printf("%s%s%s: %zu ประกาศ / announcements, %s\n", dir ? html_path : o->output,
+                               dir ? ", " : "", dir ? csv_path : "", report->n_items, text);
+                }
+        }
+        report_free(report);
+        config_free(config);
+        return r;
+}
+
+/* Where the digest goes: -o DIR names the file after the month; pictures go to NAME_files/ beside it. */
+static void digest_paths(const Options *o, const ReportPeriod *period, char **ret_html, char **ret_files) {
+        char day[16];
+        int year = 0, month = 0;
+
+        *ret_html = *ret_files = NULL;
+        if (!o->output)
+                return;
+        thaidate_format_day(period->from, false, day, sizeof day);
+        (void) sscanf(day, "%d-%d", &year, &month);
+        *ret_html = is_directory(o->output) ? xasprintf("%s/digest-%04d-%02d.html", o->output, year + 543, month) :
+                                              xstrdup(o->output);
+        size_t n = strlen(*ret_html);
+        if (endswith_nocase(*ret_html, ".html"))
+                n -= 5;
+        else if (endswith_nocase(*ret_html, ".htm"))
+                n -= 4;
+        *ret_files = xasprintf("%.*s_files", (int) n, *ret_html);
+}
+
+static int cmd_digest(const Options *o, int argc, char **argv) {
+        _cleanup_free_ char *html_path = NULL, *files_dir = NULL, *data = NULL;
+        Config *config = NULL;
+        Report *report = NULL;
+        ReportPeriod period;
+        size_t size = 0;
+        FILE *f;
+        int r;
+
+        if (argc > 0)
+                return usage_error("digest", "digest takes no argument '%s'.", argv[0]);
+        if (!o->month)
+                return usage_error("digest", "which month? Give --month, e.g. --month 2569-11.");
+        if (o->fiscal_year || o->from || o->to || o->format)
+                return usage_error("digest", "the digest is one month (--month) of HTML; --fiscal-year, --from, "
+                                   "--to and --format belong to prakat report.");
+        if ((r = load_config(o, &config)))
+                return r;
+        if (report_period_month(o->month, &period) < 0) {
+                config_free(config);
+                return usage_error("digest", "--month '%s' is not a month. Write e.g. 2569-11 or 2026-11.",
+                                   o->month);
+        }
+        r = report_load(config, &period, &report);
+        if (r < 0) {
+                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
+                config_free(config);
+                return EX_IOERR;
+        }
+        digest_paths(o, &period, &html_path, &files_dir);
+        f = open_memstream(&data, &size);
+        if (!f)
+                abort(); /* out of memory, like xmalloc() */
+        const char *slash = files_dir ? strrchr(files_dir, '/') : NULL;
+        r = digest_write_html(report, f, files_dir, slash ? slash + 1 : files_dir);
+        if (fclose(f) != 0 && r >= 0)
+                r = -EIO;
+        if (r >= 0)
+                r = write_output(html_path, data, size);
+        if (r < 0)
+                fprintf(stderr, "prakat: cannot write the digest to %s: %s\n", html_path ?: "standard output",
+                        strerror(-r));
+        else if (html_path)
+                printf("%s: %zu ประกาศ / announcements\n", html_path, report->n_items);
+        report_free(report);
+        config_free(config);
+        return r < 0 ? EX_CANTCREAT : EX_OK;
+}
+
 static void help(void) {
         printf("Usage: prakat [--config FILE] COMMAND [ARGS]\n\n"
                "Commands:\n"
@@ -461,7 +678,10 @@ static void help(void) {
                "  hold ID / release ID     stop / resume an announcement's pending jobs\n"
                "  cancel ID [--reason TEXT] withdraw it, honestly per channel (drops a Cancel: file)\n"
                "  submit FILE|FOLDER       drop a file or bundle into incoming/ atomically\n"
-               "  approve ID / reject ID --reason TEXT   the approval gate (require_approval = yes)\n\n"
+               "  approve ID / reject ID --reason TEXT   the approval gate (require_approval = yes)\n"
+               "  report [--fiscal-year YEAR | --from DATE --to DATE] [--format html|csv] [-o FILE|DIR]\n"
+               "                     what was published in a period (ITA evidence); prakat report --help\n"
+               "  digest --month MONTH [-o FILE|DIR]   the printable monthly newsletter; prakat digest --help\n\n"
                "Options:\n"
                "  -c, --config FILE  configuration (default %s)\n"
                "      --json         machine-readable output for list, show and status\n"
@@ -474,18 +694,23 @@ int main(int argc, char **argv) {
                 { "config", required_argument, NULL, 'c' }, { "json", no_argument, NULL, 'j' },
                 { "all", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
                 { "channel", required_argument, NULL, 'C' }, { "reason", required_argument, NULL, 'r' },
+                { "fiscal-year", required_argument, NULL, 'Y' }, { "from", required_argument, NULL, 'F' },
+                { "to", required_argument, NULL, 'T' },          { "format", required_argument, NULL, 'f' },
+                { "output", required_argument, NULL, 'o' },      { "month", required_argument, NULL, 'M' },
                 {},
         };
         static const struct {
                 const char *name;
                 int (*fn)(const Options *o, int argc, char **argv);
+                const char *help; /* its own --help; NULL: the general one */
         } commands[] = {
-                { "validate", cmd_validate },
-                { "list", cmd_list },
-                { "show", cmd_show },
-                { "status", cmd_status },   { "retry", cmd_retry },   { "hold", cmd_hold },
-                { "release", cmd_release }, { "submit", cmd_submit }, { "cancel", cmd_cancel },
-                { "approve", cmd_approve }, { "reject", cmd_reject },
+                { "validate", cmd_validate, NULL }, { "list", cmd_list, NULL },
+                { "show", cmd_show, NULL },         { "status", cmd_status, NULL },
+                { "retry", cmd_retry, NULL },       { "hold", cmd_hold, NULL },
+                { "release", cmd_release, NULL },   { "submit", cmd_submit, NULL },
+                { "cancel", cmd_cancel, NULL },     { "approve", cmd_approve, NULL },
+                { "reject", cmd_reject, NULL },     { "report", cmd_report, report_help },
+                { "digest", cmd_digest, digest_help },
         };
         Options o = { .config = PRAKAT_CONFIG };
         int c;
@@ -497,7 +722,7 @@ int main(int argc, char **argv) {
                 return EX_USAGE;
         }
         /* GNU getopt permutes: options may come before or after the command ("prakat list --json"). */
-        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "c:ho:", options, NULL)) >= 0)
                 switch (c) {
                 case 'c':
                         o.config = optarg;
@@ -514,24 +739,46 @@ int main(int argc, char **argv) {
                 case 'r':
                         o.reason = optarg;
                         break;
+                case 'Y':
+                        o.fiscal_year = optarg;
+                        break;
+                case 'F':
+                        o.from = optarg;
+                        break;
+                case 'T':
+                        o.to = optarg;
+                        break;
+                case 'f':
+                        o.format = optarg;
+                        break;
+                case 'o':
+                        o.output = optarg;
+                        break;
+                case 'M':
+                        o.month = optarg;
+                        break;
                 case 'h':
-                        help();
-                        return EX_OK;
+                        o.help = true;
+                        break;
                 default:
                         return EX_USAGE;
                 }
         if (optind >= argc) {
                 help();
-                return EX_USAGE;
+                return o.help ? EX_OK : EX_USAGE;
         }
         const char *command = argv[optind];
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (streq(command, commands[i].name))
-                        return commands[i].fn(&o, argc - optind - 1, argv + optind + 1);
-        if (streq(command, "report") || streq(command, "digest")) {
-                fprintf(stderr, "prakat: '%s' is not available in prakat %s yet (see BUGS in prakat(1)).\n", command,
-                        PRAKAT_VERSION);
-                return EX_UNAVAILABLE;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                if (!streq(command, commands[i].name))
+                        continue;
+                if (o.help) {
+                        if (commands[i].help)
+                                fputs(commands[i].help, stdout);
+                        else
+                                help();
+                        return EX_OK;
+                }
+                return commands[i].fn(&o, argc - optind - 1, argv + optind + 1);
         }
         fprintf(stderr, "prakat: unknown command '%s'. See prakat --help.\n", command);
         return EX_USAGE;
