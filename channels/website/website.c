@@ -40,6 +40,7 @@
  */
 #include "prakat-channel.h"
 #include "plugin-util.h"
+#include "wordpress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -67,7 +68,7 @@
 #define DEFAULT_PER_PAGE 20
 #define DEFAULT_FEED_ITEMS 50
 
-#define KNOWN_KEYS "output, base_url, site_title, office_name, per_page, feed_items"
+#define KNOWN_KEYS "output, base_url, site_title, office_name, per_page, feed_items, mode"
 #define NOT_SUPPORTED "not supported yet by this version (see issue: SFTP/FTPS/WordPress)"
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -161,6 +162,7 @@ typedef struct Pending {
 
 typedef struct Website {
         const prakat_host *host;
+        WordPress *wordpress; /* mode = wordpress: wordpress.c does everything, nothing below is used */
 
         char *output;
         char *base_url; /* without trailing slash */
@@ -2279,7 +2281,7 @@ static int website_withdraw(Website *w, const char *id, const char *fallback_tit
 /* Configuration */
 
 static bool key_is_refused(const char *key) {
-        return strncmp(key, "upload", 6) == 0 || strcmp(key, "mode") == 0 || strncmp(key, "wordpress_", 10) == 0;
+        return strncmp(key, "upload", 6) == 0;
 }
 
 static int parse_bounded(const char *value, unsigned min, unsigned max, unsigned *ret) {
@@ -2315,6 +2317,10 @@ static int website_apply_entry(Website *w, const prakat_config_entry *e, PluginC
         const char *key = e->key, *value = e->value ? e->value : "";
         if (key_is_refused(key))
                 return plugin_config_fail(err, e->line, "'%s' is " NOT_SUPPORTED, key);
+        if (strcmp(key, "mode") == 0)
+                return 0; /* static: checked by wordpress_mode_requested() */
+        if (strncmp(key, "wordpress_", 10) == 0)
+                return plugin_config_fail(err, e->line, "'%s' needs mode = wordpress in this section", key);
         if (strcmp(key, "output") == 0) {
                 *output_line = e->line;
                 if (value[0] == '/')
@@ -2502,6 +2508,7 @@ static int website_write_style(Website *w, PluginConfigError *err, unsigned outp
 static void website_free(Website *w) {
         if (!w)
                 return;
+        wordpress_free(w->wordpress);
         w->host->timer_cancel(w->flush_timer);
         w->host->timer_cancel(w->expiry_timer);
         for (size_t i = 0; i < w->n_items; i++)
@@ -2537,8 +2544,19 @@ static int website_configure(const prakat_host *host, const prakat_config_entry 
                 .durable = true,
         };
 
+        int r = wordpress_mode_requested(entries, n_entries, &err);
+        if (r > 0) {
+                r = wordpress_configure(host, entries, n_entries, &w->wordpress, &err);
+                if (r < 0) {
+                        website_free(w);
+                        return r;
+                }
+                *ret_instance = w;
+                return 0;
+        }
         unsigned output_line = 0;
-        int r = website_parse_config(w, entries, n_entries, &err, &output_line);
+        if (r == 0)
+                r = website_parse_config(w, entries, n_entries, &err, &output_line);
         if (r == 0)
                 r = website_prepare_dirs(w, &err, output_line);
         if (r == 0)
@@ -2563,6 +2581,8 @@ static int website_configure(const prakat_host *host, const prakat_config_entry 
 
 static int website_publish(void *instance, prakat_job *job, const prakat_announcement *announcement) {
         Website *w = instance;
+        if (w->wordpress)
+                return wordpress_publish(w->wordpress, job, announcement);
         if (!plugin_id_is_safe(announcement->id)) {
                 website_finish_now(w, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used in a URL",
                                    "ใช้รหัสประกาศนี้เป็นชื่อหน้าเว็บไม่ได้");
@@ -2592,6 +2612,8 @@ static int website_publish(void *instance, prakat_job *job, const prakat_announc
 
 static int website_retract(void *instance, prakat_job *job, const prakat_announcement *target, const char *reason) {
         Website *w = instance;
+        if (w->wordpress)
+                return wordpress_retract(w->wordpress, job, target, reason);
         if (!plugin_id_is_safe(target->id)) {
                 website_finish_now(w, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used in a URL",
                                    "ใช้รหัสประกาศนี้เป็นชื่อหน้าเว็บไม่ได้");
@@ -2616,6 +2638,8 @@ static int website_retract(void *instance, prakat_job *job, const prakat_announc
 /* Healthy when a file can really be created in output (root ignores permission bits, so test by doing). */
 static int website_health(void *instance, char *buffer, size_t buffer_size) {
         Website *w = instance;
+        if (w->wordpress)
+                return wordpress_health(w->wordpress, buffer, buffer_size);
         _cleanup_free_ char *probe = NULL;
         if (asprintf(&probe, "%s/" TMP_PREFIX "health", w->output) < 0) {
                 snprintf(buffer, buffer_size, "out of memory");

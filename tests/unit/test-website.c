@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "website/website.c"
+#include "website/wordpress.c"
 #include "fake-host.h"
 
 #define SEC 1000000ULL
@@ -337,7 +338,12 @@ static void test_config_errors(void **state) {
         prakat_config_entry wordpress[] = {{"wordpress_url", "https://x", 2}};
         assert_int_equal(configure_with(f, wordpress, 1, error, sizeof(error), &line), -EINVAL);
         assert_int_equal(line, 2);
-        assert_non_null(strstr(error, "not supported yet"));
+        assert_non_null(strstr(error, "needs mode = wordpress"));
+
+        prakat_config_entry bad_mode[] = {{"output", f->out, 3}, {"mode", "joomla", 6}};
+        assert_int_equal(configure_with(f, bad_mode, 2, error, sizeof(error), &line), -EINVAL);
+        assert_int_equal(line, 6);
+        assert_non_null(strstr(error, "static or wordpress"));
 
         prakat_config_entry ftp[] = {{"output", f->out, 3}, {"base_url", "ftp://bokaeo.go.th", 4}};
         assert_int_equal(configure_with(f, ftp, 2, error, sizeof(error), &line), -EINVAL);
