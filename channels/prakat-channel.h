@@ -9,8 +9,8 @@
  *
  * Rules for plugins:
  *  - include nothing of prakat's but this header;
- *  - never block: all I/O towards a network goes through host->http_request()
- *    (or, later, the MQTT service); local file writes are allowed;
+ *  - never block: all I/O towards a network goes through host->http_request() or
+ *    host->transfer_upload() (or, later, the MQTT service); local file writes are allowed;
  *  - all state lives in the instance pointer returned by configure();
  *  - every function that can fail returns 0 or a negative errno.
  *
@@ -163,6 +163,34 @@ typedef enum prakat_date_style {
 } prakat_date_style;
 
 typedef void (*prakat_http_done_fn)(void *userdata, const prakat_http_response *response);
+
+/*
+ * One file to put on a remote host (host->transfer_upload).  Strings are copied before
+ * transfer_upload() returns; the local file is read while the transfer runs.
+ */
+typedef struct prakat_transfer {
+        /*
+         * sftp://user@host[:port]/dir/name, or ftp://user@host[:port]/dir/name with require_tls;
+         * percent-encoded.  An SFTP path is absolute; /~/ starts it in the login's home.
+         */
+        const char *url;
+        bool require_tls;             /* ftp:// only, and required there: AUTH TLS, certificate verified */
+        const char *local_path;       /* the file to send; NULL removes the remote file instead (gone is fine) */
+        const char *rename_to;        /* after the upload, rename the file to this name in the same folder */
+        bool create_dirs;             /* create missing folders on the way */
+        const char *password;         /* login password, or NULL */
+        const char *private_key_file; /* SFTP: the key to log in with (its .pub beside it is not needed) */
+        const char *known_hosts_file; /* SFTP, required: the host's key must be listed there and match */
+        const char *ca_file;          /* FTPS: the CAs to trust; NULL = the system's */
+        unsigned timeout_ms;          /* whole transfer; 0 = 5 min; a transfer stalled for 30 s fails earlier */
+} prakat_transfer;
+
+/*
+ * An operator's command for one channel instance (see command_handler_set).  Writes a short
+ * English answer for the operator into `reply` and returns 0, or a negative errno
+ * (-EOPNOTSUPP for a command the plugin does not know) with the reason in `reply`.
+ */
+typedef int (*prakat_command_fn)(void *userdata, const char *command, char *reply, size_t reply_size);
 typedef void (*prakat_timer_fn)(void *userdata);
 /* `events`/`revents` are EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP (from <sys/epoll.h>). */
 typedef void (*prakat_io_fn)(void *userdata, int fd, uint32_t revents);
@@ -229,6 +257,27 @@ struct prakat_host {
          * number of times before job_finish(); the strings are copied.  message_th may be NULL.
          */
         void (*job_note)(const prakat_host *host, prakat_job *job, const char *message, const char *message_th);
+
+        /*
+         * Since struct_size grew to include them (check with PRAKAT_HOST_HAS): a file upload over SFTP
+         * or explicit FTPS, through the same libcurl multi client as http_request(), inside the loop.
+         * `done` is called exactly once, never from inside transfer_upload(), with response->error 0
+         * on success or a negative errno: -EKEYREJECTED (SFTP host key unknown or changed), -EACCES
+         * (login or permission refused), -ENOSPC (the host's disk is full), -EPROTO (TLS certificate
+         * refused), -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -ENOENT (local file missing), -EIO
+         * (anything else).  response->error_text then says what failed, with the fix where there is
+         * one; response->status is the last FTP reply code (0 for SFTP); there is no body.  Cancel a
+         * call with http_cancel().
+         */
+        int (*transfer_upload)(const prakat_host *host, const prakat_transfer *transfer, prakat_http_done_fn done,
+                               void *userdata, prakat_http_call **ret_call);
+
+        /*
+         * Since struct_size grew to include it (check with PRAKAT_HOST_HAS): a handler for operator
+         * commands sent to this instance over the control socket (`prakat site sync` sends
+         * "site-sync").  One handler per instance; NULL removes it (destroy() need not).
+         */
+        void (*command_handler_set)(const prakat_host *host, prakat_command_fn fn, void *userdata);
 };
 
 /* True when `host` offers member `field` (a plugin built against a newer header may run on an older core). */

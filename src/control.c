@@ -78,10 +78,10 @@ static json_t *command_status(Manager *m) {
                                                 "enabled", cc->enabled, "healthy", ci && ci->healthy, "health",
                                                 !cc->enabled ? "disabled" : !ci ? "not loaded" : ci->health));
         }
-        return json_pack("{s:b, s:s, s:i, s:s, s:I, s:I, s:I, s:s?, s:o}", "ok", 1, "daemon", "running", "pid",
+        return json_pack("{s:b, s:s, s:i, s:s, s:I, s:I, s:I, s:s?, s:s?, s:o}", "ok", 1, "daemon", "running", "pid",
                          (int) getpid(), "version", PRAKAT_VERSION, "queue", (json_int_t) queue_size(m->queue),
                          "pending_jobs", (json_int_t) delivery_pending_jobs(m), "in_flight", (json_int_t) m->in_flight,
-                         "intake_paused", paused, "channels", channels);
+                         "intake_paused", paused, "state_error", m->flush_error, "channels", channels);
 }
 
 /* retry / hold / release: {"command", "id", "channel"?} */
@@ -151,6 +151,42 @@ static json_t *command_decide(Manager *m, Client *k, bool approve, json_t *reque
         return json_pack("{s:b, s:s, s:i, s:s}", "ok", 1, "id", id, "jobs", r, "by", user);
 }
 
+/*
+ * channel-command: {"command", "action", "channel"?}, e.g. action "site-sync" from `prakat site
+ * sync`.  Goes to the named channel, or to every loaded channel that takes the action.
+ */
+static json_t *command_channel(Manager *m, json_t *request) {
+        const char *action = json_string_value(json_object_get(request, "action"));
+        const char *channel = json_string_value(json_object_get(request, "channel"));
+        json_t *answers = json_array();
+        char reply[512];
+        bool any = false;
+
+        if (!action)
+                return json_decref(answers), reply_error("no action given", "ไม่ได้ระบุคำสั่ง");
+        for (size_t i = 0; i < m->n_channels; i++) {
+                ChannelInstance *ci = m->channels[i];
+                if (channel && !streq(ci->name, channel))
+                        continue;
+                reply[0] = 0;
+                int r = channel_instance_command(ci, action, reply, sizeof reply);
+                if (r == -EOPNOTSUPP && !channel)
+                        continue;
+                any = any || r >= 0;
+                json_array_append_new(answers, json_pack("{s:s, s:b, s:s}", "name", ci->name, "ok", r >= 0, "reply",
+                                                         reply[0] ? reply : r < 0 ? strerror(-r) : "ok"));
+        }
+        if (json_array_size(answers) == 0) {
+                json_decref(answers);
+                _cleanup_free_ char *en = channel ? xasprintf("there is no loaded channel \"%s\"", channel) :
+                                                    xasprintf("no channel takes \"%s\"", action);
+                _cleanup_free_ char *th = channel ? xasprintf("ไม่มีช่องทาง \"%s\" ที่ทำงานอยู่", channel) :
+                                                    xasprintf("ไม่มีช่องทางใดรับคำสั่ง \"%s\"", action);
+                return reply_error(en, th);
+        }
+        return json_pack("{s:b, s:o}", "ok", any, "channels", answers);
+}
+
 static json_t *control_dispatch(Control *c, Client *k, const char *line) {
         json_error_t error;
         json_t *request = json_loads(line, 0, &error), *reply;
@@ -165,6 +201,8 @@ static json_t *control_dispatch(Control *c, Client *k, const char *line) {
                 reply = command_job(c->m, command, request);
         else if (streq(command, "approve") || streq(command, "reject"))
                 reply = command_decide(c->m, k, streq(command, "approve"), request);
+        else if (streq(command, "channel-command"))
+                reply = command_channel(c->m, request);
         else {
                 _cleanup_free_ char *en = xasprintf("unknown command \"%s\"", command);
                 _cleanup_free_ char *th = xasprintf("ไม่รู้จักคำสั่ง \"%s\"", command);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "http.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "util.h"
@@ -73,6 +75,10 @@ static int curl_load(void) {
         return 0;
 }
 
+typedef struct TransferState TransferState;
+static void transfer_state_free(TransferState *t);
+static int transfer_finish_response(prakat_http_call *call, CURLcode code, prakat_http_response *response);
+
 /* A bounded number of parallel transfers per host: the platforms throttle bursts anyway. */
 #define HTTP_MAX_HOST_CONNECTIONS 4
 #define HTTP_MAX_HEADERS 64
@@ -90,6 +96,7 @@ struct prakat_http_call {
         prakat_http_done_fn done;
         void *userdata;
         prakat_http_call *next, *prev;
+        TransferState *transfer; /* only for an upload (transfer.c-like part below) */
 };
 
 struct HttpClient {
@@ -217,6 +224,7 @@ static void call_free(prakat_http_call *call) {
                 free(call->header_names[i]);
                 free(call->header_values[i]);
         }
+        transfer_state_free(call->transfer);
         c->active--;
         free(call);
 }
@@ -323,9 +331,27 @@ static void http_check_done(HttpClient *c) {
                 response.body_size = call->response.len;
                 response.header = response_header;
                 response.core = call;
+                if (call->transfer)
+                        response.error = transfer_finish_response(call, msg->data.result, &response);
                 call->done(call->userdata, &response);
                 call_free(call);
         }
+}
+
+/* Links a prepared call into the client and hands it to libcurl; frees it on failure. */
+static int http_call_start(HttpClient *c, prakat_http_call *call, prakat_http_call **ret_call) {
+        call->next = c->calls;
+        if (c->calls)
+                c->calls->prev = call;
+        c->calls = call;
+        c->active++;
+        if (curl.multi_add_handle(c->multi, call->easy) != CURLM_OK) {
+                call_free(call);
+                return -EIO;
+        }
+        if (ret_call)
+                *ret_call = call;
+        return 0;
 }
 
 int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_http_done_fn done, void *userdata,
@@ -386,18 +412,7 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
                 curl.easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
                 curl.easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
         }
-        call->next = c->calls;
-        if (c->calls)
-                c->calls->prev = call;
-        c->calls = call;
-        c->active++;
-        if (curl.multi_add_handle(c->multi, easy) != CURLM_OK) {
-                call_free(call);
-                return -EIO;
-        }
-        if (ret_call)
-                *ret_call = call;
-        return 0;
+        return http_call_start(c, call, ret_call);
 }
 
 void http_call_cancel(prakat_http_call *call) {
@@ -411,4 +426,310 @@ unsigned http_client_active(const HttpClient *c) {
 
 unsigned long http_client_connections_opened(const HttpClient *c) {
         return c->connections_opened;
+}
+
+/* ---- uploads: SFTP and explicit FTPS on the same multi handle ---- */
+
+/* What an upload needs beyond an HTTP call. */
+struct TransferState {
+        FILE *file;
+        struct curl_slist *post_quote;
+        char *password;
+        char *host;        /* "host[:port]" as in the URL, for messages */
+        char *known_hosts; /* for messages */
+        bool sftp;
+        bool key_checked;
+        enum curl_khmatch key_match;
+        char error_buffer[CURL_ERROR_SIZE];
+        char *message;
+};
+
+static void transfer_state_free(TransferState *t) {
+        if (!t)
+                return;
+        if (t->file)
+                fclose(t->file);
+        curl.slist_free_all(t->post_quote);
+        if (t->password) {
+                explicit_bzero(t->password, strlen(t->password));
+                free(t->password);
+        }
+        free(t->host);
+        free(t->known_hosts);
+        free(t->message);
+        free(t);
+}
+
+/* The parts of an upload URL the core needs: quote commands take decoded paths, not URLs. */
+typedef struct RemoteUrl {
+        bool sftp;
+        char *host;    /* "host[:port]", without the user */
+        char *dir_url; /* the URL up to and including the last '/' */
+        char *dir;     /* decoded folder path, with its trailing '/' */
+        char *name;    /* decoded file name */
+} RemoteUrl;
+
+static void remote_url_done(RemoteUrl *u) {
+        free(u->host);
+        free(u->dir_url);
+        free(u->dir);
+        free(u->name);
+}
+
+/* Decodes %XX; refuses what cannot stand in a quote command (NUL, control characters, quotes, backslashes). */
+static char *percent_decode(const char *s, size_t n) {
+        StrBuf b = {};
+
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c == '%' && i + 2 < n && isxdigit((unsigned char) s[i + 1]) &&
+                    isxdigit((unsigned char) s[i + 2])) {
+                        char hex[3] = { s[i + 1], s[i + 2], 0 };
+                        c = (char) strtol(hex, NULL, 16);
+                        i += 2;
+                }
+                if ((unsigned char) c < ' ' || c == 0x7f || c == '"' || c == '\\') {
+                        strbuf_free(&b);
+                        return NULL;
+                }
+                strbuf_appendn(&b, &c, 1);
+        }
+        return strbuf_steal(&b);
+}
+
+static int remote_url_parse(const char *url, RemoteUrl *ret) {
+        RemoteUrl u = {};
+        const char *rest;
+
+        if (strncmp(url, "sftp://", 7) == 0)
+                u.sftp = true, rest = url + 7;
+        else if (strncmp(url, "ftp://", 6) == 0)
+                rest = url + 6;
+        else
+                return -EPROTONOSUPPORT;
+        const char *path = strchr(rest, '/');
+        const char *last = path ? strrchr(path, '/') : NULL;
+        if (!path || path == rest || !last[1])
+                return -EINVAL;
+        const char *at = memrchr(rest, '@', (size_t) (path - rest));
+        const char *host = at ? at + 1 : rest;
+        u.host = xstrndup(host, (size_t) (path - host));
+        u.dir_url = xstrndup(url, (size_t) (last + 1 - url));
+        u.dir = percent_decode(path, (size_t) (last + 1 - path));
+        u.name = percent_decode(last + 1, strlen(last + 1));
+        if (!u.dir || !u.name || strchr(u.name, '/')) {
+                remote_url_done(&u);
+                return -EINVAL;
+        }
+        *ret = u;
+        return 0;
+}
+
+static size_t on_upload_read(char *buffer, size_t size, size_t n, void *userdata) {
+        FILE *f = userdata;
+        size_t got = fread(buffer, 1, size * n, f);
+        return ferror(f) ? CURL_READFUNC_ABORT : got;
+}
+
+/* Accepts only a host key listed in known_hosts; remembers why another was refused, for the message. */
+static int on_host_key(CURL *easy, const struct curl_khkey *known, const struct curl_khkey *found,
+                       enum curl_khmatch match, void *userdata) {
+        TransferState *t = userdata;
+
+        t->key_checked = true;
+        t->key_match = match;
+        return match == CURLKHMATCH_OK ? CURLKHSTAT_FINE : CURLKHSTAT_REJECT;
+}
+
+/*
+ * The commands run after the transfer.  SFTP: OpenSSH's server refuses to rename onto an existing
+ * file, so the old one is removed first ('*': it may not exist); a reader may miss the file for
+ * that instant, but never sees half of one.  FTP renames over the old file (RNFR/RNTO, relative
+ * to the folder libcurl changed into).
+ */
+static struct curl_slist *transfer_post_quote(const prakat_transfer *t, const RemoteUrl *u) {
+        struct curl_slist *q = NULL;
+        _cleanup_free_ char *a = NULL, *b = NULL;
+
+        if (!t->local_path) {
+                a = u->sftp ? xasprintf("*rm \"%s%s\"", u->dir, u->name) : xasprintf("*DELE %s", u->name);
+                return curl.slist_append(NULL, a);
+        }
+        if (!t->rename_to)
+                return NULL;
+        if (u->sftp) {
+                a = xasprintf("*rm \"%s%s\"", u->dir, t->rename_to);
+                b = xasprintf("rename \"%s%s\" \"%s%s\"", u->dir, u->name, u->dir, t->rename_to);
+        } else {
+                a = xasprintf("RNFR %s", u->name);
+                b = xasprintf("RNTO %s", t->rename_to);
+        }
+        q = curl.slist_append(q, a);
+        return curl.slist_append(q, b);
+}
+
+static bool rename_target_is_valid(const char *name) {
+        return !name || (*name && !strpbrk(name, "/\"\\\r\n") && !streq(name, ".") && !streq(name, ".."));
+}
+
+int http_client_upload(HttpClient *c, const prakat_transfer *t, prakat_http_done_fn done, void *userdata,
+                       prakat_http_call **ret_call) {
+        _cleanup_(remote_url_done) RemoteUrl u = {};
+        struct stat st = {};
+        prakat_http_call *call;
+        CURL *easy;
+
+        if (!t->url || !done || !rename_target_is_valid(t->rename_to))
+                return -EINVAL;
+        int r = remote_url_parse(t->url, &u);
+        if (r < 0)
+                return r;
+        if (u.sftp ? !t->known_hosts_file : !t->require_tls)
+                return -EPERM; /* never an unchecked host key, never a password in clear */
+        easy = curl.easy_init();
+        if (!easy)
+                return -ENOMEM;
+        call = xcalloc(1, sizeof(prakat_http_call));
+        call->client = c;
+        call->easy = easy;
+        call->done = done;
+        call->userdata = userdata;
+        call->max_response = 64 * 1024;
+        call->transfer = xcalloc(1, sizeof(TransferState));
+        TransferState *ts = call->transfer;
+        ts->sftp = u.sftp;
+        ts->host = xstrdup(u.host);
+        ts->known_hosts = t->known_hosts_file ? xstrdup(t->known_hosts_file) : NULL;
+        if (t->local_path) {
+                ts->file = fopen(t->local_path, "rec");
+                if (!ts->file || fstat(fileno(ts->file), &st) < 0) {
+                        r = -errno;
+                        curl.easy_cleanup(easy);
+                        transfer_state_free(call->transfer);
+                        free(call);
+                        return r;
+                }
+        }
+        unsigned timeout_ms = t->timeout_ms ? t->timeout_ms : 5 * 60 * 1000;
+        curl.easy_setopt(easy, CURLOPT_URL, t->local_path ? t->url : u.dir_url);
+        curl.easy_setopt(easy, CURLOPT_PROTOCOLS_STR, u.sftp ? "sftp" : "ftp");
+        curl.easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl.easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
+        curl.easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+        /* A host that stops answering mid-file is given up after 30 s, not after the whole timeout. */
+        curl.easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl.easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long) (timeout_ms >= 30000 ? 30 : timeout_ms / 1000 + 1));
+        curl.easy_setopt(easy, CURLOPT_ERRORBUFFER, ts->error_buffer);
+        curl.easy_setopt(easy, CURLOPT_PRIVATE, call);
+        curl.easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+        curl.easy_setopt(easy, CURLOPT_WRITEDATA, call);
+        if (t->local_path) {
+                curl.easy_setopt(easy, CURLOPT_UPLOAD, 1L);
+                curl.easy_setopt(easy, CURLOPT_READFUNCTION, on_upload_read);
+                curl.easy_setopt(easy, CURLOPT_READDATA, ts->file);
+                curl.easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t) st.st_size);
+        } else
+                curl.easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        ts->post_quote = transfer_post_quote(t, &u);
+        if (ts->post_quote)
+                curl.easy_setopt(easy, CURLOPT_POSTQUOTE, ts->post_quote);
+        if (t->create_dirs)
+                curl.easy_setopt(easy, CURLOPT_FTP_CREATE_MISSING_DIRS, (long) CURLFTP_CREATE_DIR_RETRY);
+        if (t->password) {
+                ts->password = xstrdup(t->password);
+                curl.easy_setopt(easy, CURLOPT_PASSWORD, ts->password);
+        }
+        if (u.sftp) {
+                curl.easy_setopt(easy, CURLOPT_SSH_AUTH_TYPES,
+                                 t->private_key_file ? (long) CURLSSH_AUTH_PUBLICKEY : (long) CURLSSH_AUTH_PASSWORD);
+                if (t->private_key_file) {
+                        curl.easy_setopt(easy, CURLOPT_SSH_PRIVATE_KEYFILE, t->private_key_file);
+                        /* Empty: libssh2 derives the public key from the private one. */
+                        curl.easy_setopt(easy, CURLOPT_SSH_PUBLIC_KEYFILE, "");
+                }
+                curl.easy_setopt(easy, CURLOPT_SSH_KNOWNHOSTS, t->known_hosts_file);
+                curl.easy_setopt(easy, CURLOPT_SSH_KEYFUNCTION, on_host_key);
+                curl.easy_setopt(easy, CURLOPT_SSH_KEYDATA, ts);
+        } else {
+                curl.easy_setopt(easy, CURLOPT_USE_SSL, (long) CURLUSESSL_ALL);
+                curl.easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+                curl.easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+                if (t->ca_file)
+                        curl.easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
+        }
+        return http_call_start(c, call, ret_call);
+}
+
+/* The errno and the operator's message for a finished upload. */
+static int transfer_finish_response(prakat_http_call *call, CURLcode code, prakat_http_response *response) {
+        TransferState *t = call->transfer;
+        const char *detail = t->error_buffer[0] ? t->error_buffer : curl.easy_strerror(code);
+        int error;
+
+        response->body = "";
+        response->body_size = 0;
+        if (code == CURLE_OK)
+                return 0;
+        if (t->sftp && t->key_checked && t->key_match != CURLKHMATCH_OK) {
+                error = -EKEYREJECTED;
+                if (t->key_match == CURLKHMATCH_MISMATCH)
+                        t->message = xasprintf(
+                                "the SSH host key of %s is not the one recorded in %s: refused (the key CHANGED; "
+                                "if the hosting company confirms a new key, remove the old one with "
+                                "'ssh-keygen -R HOST -f %s' and add the new one, checking its fingerprint)",
+                                t->host, t->known_hosts, t->known_hosts);
+                else
+                        t->message = xasprintf("the SSH host %s is not listed in %s: refused (add its key, after "
+                                               "checking its fingerprint with the hosting company: "
+                                               "ssh-keyscan [-p PORT] HOST >> %s)",
+                                               t->host, t->known_hosts, t->known_hosts);
+        } else {
+                switch (code) {
+                case CURLE_LOGIN_DENIED:
+                        error = -EACCES;
+                        t->message = xasprintf("%s refused the login (%s): check the user in upload = and the "
+                                               "key or password", t->host, detail);
+                        break;
+                case CURLE_REMOTE_ACCESS_DENIED:
+                        error = -EACCES;
+                        t->message = xasprintf("%s refused access (%s): check the folder in upload = and its "
+                                               "permissions", t->host, detail);
+                        break;
+                case CURLE_REMOTE_DISK_FULL:
+                        error = -ENOSPC;
+                        t->message = xasprintf("the disk of %s is full (%s)", t->host, detail);
+                        break;
+                case CURLE_READ_ERROR:
+                case CURLE_FILE_COULDNT_READ_FILE:
+                        error = -ENOENT;
+                        t->message = xasprintf("cannot read the local file to upload to %s (%s)", t->host, detail);
+                        break;
+                case CURLE_USE_SSL_FAILED:
+                        error = -EPROTO;
+                        t->message = xasprintf("%s does not offer TLS (AUTH TLS): refused to log in without it",
+                                               t->host);
+                        break;
+                case CURLE_PEER_FAILED_VERIFICATION:
+                case CURLE_SSL_CONNECT_ERROR:
+                case CURLE_SSL_CACERT_BADFILE:
+                        error = -EPROTO;
+                        t->message = xasprintf("the TLS certificate of %s was refused (%s): check upload_ca_file "
+                                               "and the host name in upload =", t->host, detail);
+                        break;
+                case CURLE_UPLOAD_FAILED:
+                case CURLE_SSH:
+                case CURLE_QUOTE_ERROR:
+                        /* OpenSSH's SFTP server reports a full disk as a plain failure: say both. */
+                        error = -EIO;
+                        t->message = xasprintf("%s did not store the file (%s): is its disk full, or the folder "
+                                               "not writable?", t->host, detail);
+                        break;
+                default:
+                        error = curl_code_to_errno(code, false);
+                        t->message = xasprintf("uploading to %s failed: %s", t->host, detail);
+                        break;
+                }
+        }
+        response->error_text = t->message;
+        return error;
 }

@@ -19,6 +19,15 @@ int http_client_request(HttpClient *c, const prakat_http_request *request, praka
                         prakat_http_call **ret_call);
 void http_call_cancel(prakat_http_call *call);
 
+/*
+ * See prakat_host.transfer_upload in channels/prakat-channel.h: an SFTP or explicit-FTPS upload on
+ * the same multi handle, cancelled with http_call_cancel().  Returns -EINVAL for a malformed URL or
+ * rename target, -EPROTONOSUPPORT for another scheme, -EPERM for SFTP without known_hosts or FTP
+ * without TLS, or the errno of opening the local file.
+ */
+int http_client_upload(HttpClient *c, const prakat_transfer *transfer, prakat_http_done_fn done, void *userdata,
+                       prakat_http_call **ret_call);
+
 /* Transfers in flight, and connections opened so far (for status and benchmarks). */
 unsigned http_client_active(const HttpClient *c);
 unsigned long http_client_connections_opened(const HttpClient *c);

@@ -219,6 +219,27 @@ static void host_http_cancel(prakat_http_call *call) {
         http_call_cancel(call);
 }
 
+static int host_transfer_upload(const prakat_host *host, const prakat_transfer *transfer, prakat_http_done_fn done,
+                                void *userdata, prakat_http_call **ret) {
+        HttpClient *c = manager_http(host_instance(host)->manager);
+        return c ? http_client_upload(c, transfer, done, userdata, ret) : -EIO;
+}
+
+static void host_command_handler_set(const prakat_host *host, prakat_command_fn fn, void *userdata) {
+        ChannelInstance *c = host_instance(host);
+
+        c->command = fn;
+        c->command_userdata = userdata;
+}
+
+int channel_instance_command(ChannelInstance *c, const char *command, char *reply, size_t reply_size) {
+        if (!c->command || !c->instance) {
+                snprintf(reply, reply_size, "channel %s takes no commands", c->name);
+                return -EOPNOTSUPP;
+        }
+        return c->command(c->command_userdata, command, reply, reply_size);
+}
+
 static void host_job_finish(const prakat_host *host, prakat_job *job, const prakat_result *result) {
         delivery_job_finished(host_instance(host)->manager, job, result);
 }
@@ -326,6 +347,8 @@ int channel_instance_load(Manager *m, const Config *config, const ChannelConfig 
                 .io_set_events = host_io_set_events,
                 .io_cancel = host_io_cancel,
                 .job_note = host_job_note,
+                .transfer_upload = host_transfer_upload,
+                .command_handler_set = host_command_handler_set,
         };
         r = c->plugin->configure(&c->host, cc->entries, cc->n_entries, &c->instance, reason, sizeof reason, &line);
         if (r < 0) {

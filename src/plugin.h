@@ -22,6 +22,8 @@ typedef struct ChannelInstance {
         unsigned refs; /* the manager's, plus one per job in flight */
         bool healthy;
         char health[256];
+        prakat_command_fn command; /* set by the plugin through host->command_handler_set, or NULL */
+        void *command_userdata;
 } ChannelInstance;
 
 /* Where plugins are looked for: the config's plugin_dir; else channels/ beside the executable; else the built-in one. */
@@ -37,6 +39,12 @@ ChannelInstance *channel_instance_ref(ChannelInstance *c);
 void channel_instance_unref(ChannelInstance *c);
 /* Re-reads the instance's health (the plugin's health()). */
 void channel_instance_check_health(ChannelInstance *c);
+
+/*
+ * Passes an operator's command (e.g. "site-sync") to the instance's handler.  Returns -EOPNOTSUPP
+ * when the instance has none, else what the handler returns; `reply` holds its answer.
+ */
+int channel_instance_command(ChannelInstance *c, const char *command, char *reply, size_t reply_size);
 
 /* Opens a plugin and checks its ABI, for `prakatd --check-plugin` and tests. */
 int plugin_open(const char *path, void **ret_dl, const prakat_channel_plugin **ret_plugin, char **ret_error);

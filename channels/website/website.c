@@ -40,6 +40,7 @@
  */
 #include "prakat-channel.h"
 #include "plugin-util.h"
+#include "upload.h"
 #include "wordpress.h"
 
 #include <dirent.h>
@@ -68,8 +69,7 @@
 #define DEFAULT_PER_PAGE 20
 #define DEFAULT_FEED_ITEMS 50
 
-#define KNOWN_KEYS "output, base_url, site_title, office_name, per_page, feed_items, mode"
-#define NOT_SUPPORTED "not supported yet by this version (see issue: SFTP/FTPS/WordPress)"
+#define KNOWN_KEYS "output, base_url, site_title, office_name, per_page, feed_items, mode, " UPLOAD_KEYS
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define TAKE_PTR(p)                                                                                                    \
@@ -190,6 +190,10 @@ typedef struct Website {
         size_t n_pending;
 
         bool unsynced; /* written to since the last sync */
+
+        Upload *upload;       /* upload = ...: the output is mirrored to a host (upload.c), else NULL */
+        Pending *uploading;   /* the batch whose files are being uploaded */
+        size_t n_uploading;
 
         prakat_timer *flush_timer;
         prakat_usec_t flush_deadline;
@@ -538,6 +542,7 @@ static int website_write_file(Website *w, const char *path, const char *data, si
                 return r;
         }
         website_touch(w);
+        upload_note_path(w->upload, path);
         return 0;
 }
 
@@ -558,6 +563,7 @@ static int website_unlink(Website *w, const char *path) {
                 return r;
         }
         website_touch(w);
+        upload_note_path(w->upload, path);
         return 0;
 }
 
@@ -603,6 +609,7 @@ static int website_copy_file(Website *w, const char *from, const char *to) {
                 return r;
         }
         website_touch(w);
+        upload_note_path(w->upload, to);
         return 0;
 }
 
@@ -1889,14 +1896,11 @@ static int website_render_dirty(Website *w) {
 }
 
 /*
- * Finishes every job of the batch.  The list is taken off the instance first because
- * job_finish() may start the next job, which may call publish() on us again.
+ * Finishes every job of a batch taken off the instance (job_finish() may start the next job,
+ * which may call publish() on us again); `message` explains a failure.
  */
-static void website_finish_pending(Website *w, int error) {
-        Pending *pending = TAKE_PTR(w->pending);
-        size_t n = w->n_pending;
-        w->n_pending = 0;
-
+static void website_finish_batch(Website *w, Pending *pending, size_t n, int error, const char *message,
+                                 const char *message_th) {
         for (size_t i = 0; i < n; i++) {
                 Pending *p = &pending[i];
                 prakat_result result = {
@@ -1911,13 +1915,52 @@ static void website_finish_pending(Website *w, int error) {
                 if (error < 0)
                         result = (prakat_result) {
                                 .outcome = PRAKAT_OUTCOME_RETRY,
-                                .message = w->error,
-                                .message_th = "เขียนหน้าเว็บไม่สำเร็จ จะลองใหม่",
+                                .message = message,
+                                .message_th = message_th,
                         };
                 w->host->job_finish(w->host, p->job, &result);
                 pending_done(p);
         }
         free(pending);
+}
+
+static void website_finish_pending(Website *w, int error) {
+        Pending *pending = TAKE_PTR(w->pending);
+        size_t n = w->n_pending;
+        w->n_pending = 0;
+        website_finish_batch(w, pending, n, error, w->error, "เขียนหน้าเว็บไม่สำเร็จ จะลองใหม่");
+}
+
+/*
+ * After an upload round: its batch's jobs end with the round's outcome (a failure is retried by
+ * the core; the files that did not reach the host stay in upload.c's list).  Jobs that came
+ * meanwhile, or files left over, start the next round.
+ */
+static void website_on_uploaded(void *userdata, int error, const char *message) {
+        Website *w = userdata;
+        Pending *batch = TAKE_PTR(w->uploading);
+        size_t n = w->n_uploading;
+        w->n_uploading = 0;
+
+        if (error < 0)
+                w->host->log(w->host, PRAKAT_LOG_ERR, NULL, "Failed to upload the website: %s", message);
+        website_finish_batch(w, batch, n, error, message, "อัปโหลดหน้าเว็บขึ้นโฮสต์ไม่สำเร็จ จะลองใหม่");
+        if (w->n_pending > 0 || (error == 0 && upload_has_work(w->upload)))
+                website_arm_flush(w, 0);
+        else if (error < 0)
+                website_arm_flush(w, RETRY_FLUSH_USEC);
+}
+
+/* The batch's jobs end only once its files are on the host too; one round at a time. */
+static void website_start_upload(Website *w) {
+        if (upload_is_busy(w->upload))
+                return; /* website_on_uploaded() starts the next round */
+        w->uploading = TAKE_PTR(w->pending);
+        w->n_uploading = w->n_pending;
+        w->n_pending = 0;
+        int r = upload_run(w->upload, website_on_uploaded, w);
+        if (r <= 0)
+                website_on_uploaded(w, r, upload_last_error(w->upload));
 }
 
 static void website_on_flush(void *userdata) {
@@ -1929,6 +1972,10 @@ static void website_on_flush(void *userdata) {
         if (r < 0) {
                 w->host->log(w->host, PRAKAT_LOG_ERR, NULL, "%s; the website will be rendered again", w->error);
                 /* The pages stay dirty; render them again even if no new job comes. */
+        }
+        if (r == 0 && w->upload) {
+                website_start_upload(w);
+                return;
         }
         website_finish_pending(w, r);
         if (r < 0)
@@ -2280,10 +2327,6 @@ static int website_withdraw(Website *w, const char *id, const char *fallback_tit
 /* ------------------------------------------------------------------------------------------------ */
 /* Configuration */
 
-static bool key_is_refused(const char *key) {
-        return strncmp(key, "upload", 6) == 0;
-}
-
 static int parse_bounded(const char *value, unsigned min, unsigned max, unsigned *ret) {
         uint64_t v;
         if (parse_u64(value, &v) < 0 || v < min || v > max)
@@ -2315,8 +2358,8 @@ static const char *host_config_dir(const prakat_host *host) {
 
 static int website_apply_entry(Website *w, const prakat_config_entry *e, PluginConfigError *err, unsigned *output_line) {
         const char *key = e->key, *value = e->value ? e->value : "";
-        if (key_is_refused(key))
-                return plugin_config_fail(err, e->line, "'%s' is " NOT_SUPPORTED, key);
+        if (upload_key_is_known(key))
+                return upload_apply_entry(&w->upload, w->host, e, err);
         if (strcmp(key, "mode") == 0)
                 return 0; /* static: checked by wordpress_mode_requested() */
         if (strncmp(key, "wordpress_", 10) == 0)
@@ -2509,6 +2552,7 @@ static void website_free(Website *w) {
         if (!w)
                 return;
         wordpress_free(w->wordpress);
+        upload_free(w->upload);
         w->host->timer_cancel(w->flush_timer);
         w->host->timer_cancel(w->expiry_timer);
         for (size_t i = 0; i < w->n_items; i++)
@@ -2523,12 +2567,40 @@ static void website_free(Website *w) {
         for (size_t i = 0; i < w->n_pending; i++)
                 pending_done(&w->pending[i]);
         free(w->pending);
+        for (size_t i = 0; i < w->n_uploading; i++)
+                pending_done(&w->uploading[i]);
+        free(w->uploading);
         free(w->output);
         free(w->base_url);
         free(w->site_title);
         free(w->office_name);
         free(w->items_dir);
         free(w);
+}
+
+/* `prakat site sync`: upload everything again, whatever the manifest says the host has. */
+static int website_command(void *userdata, const char *command, char *reply, size_t reply_size) {
+        Website *w = userdata;
+        if (strcmp(command, "site-sync") != 0) {
+                snprintf(reply, reply_size, "unknown command '%s'", command);
+                return -EOPNOTSUPP;
+        }
+        int r = upload_forget_all(w->upload, reply, reply_size);
+        if (r >= 0)
+                website_arm_flush(w, 0);
+        return r;
+}
+
+/* Reads the upload's secret and manifest; what differs from the host goes up at once, jobs or not. */
+static int website_prepare_upload(Website *w, PluginConfigError *err) {
+        int r = upload_prepare(w->upload, w->output, err);
+        if (r < 0)
+                return r;
+        if (PRAKAT_HOST_HAS(w->host, command_handler_set))
+                w->host->command_handler_set(w->host, website_command, w);
+        if (upload_has_work(w->upload))
+                website_arm_flush(w, 0);
+        return 0;
 }
 
 static int website_configure(const prakat_host *host, const prakat_config_entry *entries, size_t n_entries,
@@ -2563,6 +2635,8 @@ static int website_configure(const prakat_host *host, const prakat_config_entry 
                 r = website_write_style(w, &err, output_line);
         if (r == 0 && (r = website_load_state(w)) < 0)
                 r = plugin_config_fail(&err, 0, "cannot read state directory %s: %s", w->items_dir, strerror(-r));
+        if (r == 0 && w->upload)
+                r = website_prepare_upload(w, &err);
         if (r < 0) {
                 website_free(w);
                 return r;
@@ -2652,6 +2726,8 @@ static int website_health(void *instance, char *buffer, size_t buffer_size) {
         }
         close(fd);
         unlink(probe);
+        if (w->upload)
+                return upload_health(w->upload, buffer, buffer_size);
         snprintf(buffer, buffer_size, "ok");
         return 0;
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "website/website.c"
+#include "website/upload.c"
 #include "website/wordpress.c"
 #include "fake-host.h"
 
@@ -330,10 +331,10 @@ static void test_config_errors(void **state) {
         assert_int_equal(line, 5);
         assert_non_null(strstr(error, "1 to 500"));
 
-        prakat_config_entry upload[] = {{"output", f->out, 3}, {"upload", "sftp://x@y/z", 8}};
-        assert_int_equal(configure_with(f, upload, 2, error, sizeof(error), &line), -EINVAL);
+        prakat_config_entry upload[] = {{"output", f->out, 3}, {"base_url", BASE_URL, 4}, {"upload", "sftp://x@y/z", 8}};
+        assert_int_equal(configure_with(f, upload, 3, error, sizeof(error), &line), -EINVAL);
         assert_int_equal(line, 8);
-        assert_non_null(strstr(error, "not supported yet by this version (see issue: SFTP/FTPS/WordPress)"));
+        assert_non_null(strstr(error, "sftp:// needs upload_key_file"));
 
         prakat_config_entry wordpress[] = {{"wordpress_url", "https://x", 2}};
         assert_int_equal(configure_with(f, wordpress, 1, error, sizeof(error), &line), -EINVAL);
