@@ -15,10 +15,11 @@ static const char digest_css[] =
         ".articles { columns: 2; column-gap: 8mm; }\n"
         "article { break-inside: avoid; page-break-inside: avoid; margin: 0 0 5mm; padding-bottom: 3mm;"
         " border-bottom: 0.6pt solid #999; }\n"
-        "article h2 { font-size: 13pt; line-height: 1.3; margin: 0 0 1mm; }\n"
+        "article h2 { font-size: 13pt; line-height: 1.3; margin: 0 0 1mm; overflow-wrap: anywhere; }\n"
         "article .date { margin: 0 0 1.5mm; }\n"
-        "article img { display: block; max-width: 100%; max-height: 60mm; margin: 0 auto 2mm; object-fit: contain; }\n"
-        "article .summary { margin: 0 0 1.5mm; text-align: justify; }\n"
+        "article img { display: block; width: 100%; height: auto; max-height: 60mm; margin: 0 auto 2mm;"
+        " object-fit: contain; }\n"
+        "article .summary { margin: 0 0 1.5mm; overflow-wrap: anywhere; }\n"
         "article .link { font-size: 9pt; margin: 0; }\n"
         "footer { margin-top: 6mm; border-top: 1pt solid #000; padding-top: 2mm; }\n";
 

@@ -428,6 +428,8 @@ static const char report_css[] =
         "tr { break-inside: avoid; page-break-inside: avoid; }\n"
         ".num { text-align: right; white-space: nowrap; }\n"
         ".date { white-space: nowrap; }\n"
+        "table.items td { overflow-wrap: anywhere; }\n"
+        "table.items td:nth-child(3) { width: 36%; }\n"
         "ul.jobs { margin: 0; padding-left: 4mm; }\n"
         "ul.jobs li { margin: 0 0 1mm; }\n"
         ".failed, .unconfirmed { font-weight: bold; }\n"

@@ -492,3 +492,36 @@ def check_error_text(text, *english, line=None):
         check(error_line(text) == line, "expected line %d in the error file, got %s:\n%s" %
               (line, error_line(text), text))
         check(("บรรทัดที่ %d" % line) in text, "the Thai part does not give line %d:\n%s" % (line, text))
+
+
+# ---- headless Chromium (the printable pages: report, digest) ----
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium(tmp, *args, timeout=90):
+    """Runs headless Chromium with a fresh profile under tmp; returns (rc, stdout, stderr)."""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp)
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+           "--user-data-dir=" + profile] + list(args)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def chromium_dump_dom(tmp, path):
+    """The DOM of a local HTML file after Chromium ran it (scripts, if any, included)."""
+    rc, out, err = chromium(tmp, "--virtual-time-budget=2000", "--dump-dom", "file://" + path)
+    check(rc == 0 and out.strip(), "chromium --dump-dom %s failed (rc %d): %s" % (path, rc, err[-800:]))
+    return out
+
+
+def chromium_print_pdf(tmp, path, pdf):
+    """Prints a local HTML file to PDF as Chromium's print does; returns the PDF's bytes."""
+    if os.path.exists(pdf):
+        os.unlink(pdf)
+    rc, _, err = chromium(tmp, "--no-pdf-header-footer", "--print-to-pdf=" + pdf, "file://" + path)
+    check(rc == 0 and os.path.exists(pdf), "chromium --print-to-pdf %s failed (rc %d): %s" % (path, rc, err[-800:]))
+    data = read_bytes(pdf)
+    check(data.startswith(b"%PDF-") and len(data) > 1000, "%s is not a PDF of any size (%d bytes)" % (pdf, len(data)))
+    return data
