@@ -667,6 +667,48 @@ static int cmd_digest(const Options *o, int argc, char **argv) {
         return r < 0 ? EX_CANTCREAT : EX_OK;
 }
 
+/*
+ * site sync [--channel NAME]: the website channel forgets what it believes the host has and
+ * uploads every file of its output again (first install, or a host that lost files).  The daemon
+ * does the uploads; this only asks, and says where to watch.
+ */
+static int cmd_site(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        json_t *reply = NULL, *channels;
+        int r;
+
+        if (argc != 1 || !streq(argv[0], "sync")) {
+                fprintf(stderr, "Usage: prakat site sync [--channel NAME]\n");
+                return EX_USAGE;
+        }
+        if ((r = load_config(o, &config)))
+                return r;
+        r = control_call(config->runtime_dir,
+                         json_pack("{s:s, s:s, s:s?}", "command", "channel-command", "action", "site-sync", "channel",
+                                   o->channel),
+                         10000, &reply);
+        config_free(config);
+        if (r < 0) {
+                fprintf(stderr, "prakat: prakatd is not running (%s), and site sync needs it: it does the uploads. "
+                                "Start it and try again.\n", strerror(-r));
+                return EX_UNAVAILABLE;
+        }
+        if (o->json)
+                print_json(reply);
+        else if (!(channels = json_object_get(reply, "channels")))
+                fprintf(stderr, "prakat: %s / %s (set upload = in a website channel)\n",
+                        json_string_value(json_object_get(reply, "error_th")),
+                        json_string_value(json_object_get(reply, "error")));
+        for (size_t i = 0; !o->json && i < json_array_size(channels); i++) {
+                json_t *ch = json_array_get(channels, i);
+                fprintf(json_is_true(json_object_get(ch, "ok")) ? stdout : stderr, "%s: %s\n",
+                        json_string_value(json_object_get(ch, "name")), json_string_value(json_object_get(ch, "reply")));
+        }
+        r = json_is_true(json_object_get(reply, "ok")) ? EX_OK : EX_UNAVAILABLE;
+        json_decref(reply);
+        return r;
+}
+
 static void help(void) {
         printf("Usage: prakat [--config FILE] COMMAND [ARGS]\n\n"
                "Commands:\n"
@@ -681,7 +723,8 @@ static void help(void) {
                "  approve ID / reject ID --reason TEXT   the approval gate (require_approval = yes)\n"
                "  report [--fiscal-year YEAR | --from DATE --to DATE] [--format html|csv] [-o FILE|DIR]\n"
                "                     what was published in a period (ITA evidence); prakat report --help\n"
-               "  digest --month MONTH [-o FILE|DIR]   the printable monthly newsletter; prakat digest --help\n\n"
+               "  digest --month MONTH [-o FILE|DIR]   the printable monthly newsletter; prakat digest --help\n"
+               "  site sync [--channel C]  upload the whole website again to the host of upload =\n\n"
                "Options:\n"
                "  -c, --config FILE  configuration (default %s)\n"
                "      --json         machine-readable output for list, show and status\n"
@@ -710,7 +753,7 @@ int main(int argc, char **argv) {
                 { "release", cmd_release, NULL },   { "submit", cmd_submit, NULL },
                 { "cancel", cmd_cancel, NULL },     { "approve", cmd_approve, NULL },
                 { "reject", cmd_reject, NULL },     { "report", cmd_report, report_help },
-                { "digest", cmd_digest, digest_help },
+                { "digest", cmd_digest, digest_help }, { "site", cmd_site, NULL },
         };
         Options o = { .config = PRAKAT_CONFIG };
         int c;
