@@ -306,7 +306,8 @@ static void spool_take_ready(Spool *s) {
                 _cleanup_free_ char *p = path_join(s->incoming, c->name);
                 uint64_t sig;
 
-                if (access(p, F_OK) < 0 && errno == ENOENT) {
+                /* A dangling symlink is still there to reject: do not follow it. */
+                if (faccessat(AT_FDCWD, p, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
                         candidate_remove(s, i);
                         continue;
                 }
