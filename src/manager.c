@@ -13,6 +13,7 @@
 
 /* How long a stop waits for jobs a plugin is working on; what is left is resumed after restart. */
 #define MANAGER_STOP_GRACE (10 * USEC_PER_SEC)
+#define MANAGER_FLUSH_RETRY_MAX (30 * USEC_PER_SEC)
 
 sd_event *manager_event(Manager *m) {
         return m->event;
@@ -39,13 +40,40 @@ void manager_update_status(Manager *m) {
         char status[256];
         const char *paused = m->spool ? spool_paused_reason(m->spool) : NULL;
 
-        snprintf(status, sizeof status, "%s%zu announcements queued, %zu jobs pending, %u sending, %zu waiting in incoming%s%s",
+        snprintf(status, sizeof status, "%s%zu announcements queued, %zu jobs pending, %u sending, %zu waiting in incoming%s%s%s%s",
                  m->stopping ? "Stopping: " : "", queue_size(m->queue), delivery_pending_jobs(m), m->in_flight,
-                 m->spool ? spool_waiting(m->spool) : 0, paused ? "; intake paused: " : "", paused ? paused : "");
+                 m->spool ? spool_waiting(m->spool) : 0, paused ? "; intake paused: " : "", paused ? paused : "",
+                 m->flush_error ? "; " : "", m->flush_error ? m->flush_error : "");
         if (streq(status, m->last_status))
                 return;
         snprintf(m->last_status, sizeof m->last_status, "%s", status);
         (void) sd_notifyf(false, "STATUS=%s", status);
+}
+
+static int on_flush_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_request_flush(userdata);
+        return 0;
+}
+
+/* A full or failing state disk: keep everything in memory as it is and try again, 1 s, 2 s, ... 30 s apart. */
+static void manager_flush_failed(Manager *m, int error) {
+        _cleanup_free_ char *why = xasprintf("cannot save the job states in %s: %s", m->config->state,
+                                             strerror(-error));
+
+        m->flush_backoff = m->flush_backoff == 0 ? USEC_PER_SEC : m->flush_backoff * 2;
+        if (m->flush_backoff > MANAGER_FLUSH_RETRY_MAX)
+                m->flush_backoff = MANAGER_FLUSH_RETRY_MAX;
+        if (!streq_ptr(m->flush_error, why)) {
+                free(m->flush_error);
+                m->flush_error = TAKE_PTR(why);
+                manager_update_status(m);
+        }
+        if (m->flush_retry) {
+                (void) sd_event_source_set_time_relative(m->flush_retry, m->flush_backoff);
+                (void) sd_event_source_set_enabled(m->flush_retry, SD_EVENT_ONESHOT);
+        } else
+                (void) sd_event_add_time_relative(m->event, &m->flush_retry, CLOCK_MONOTONIC, m->flush_backoff,
+                                                  USEC_PER_SEC / 10, on_flush_retry, m);
 }
 
 /* The once-per-iteration work: all state changes of this iteration go to disk together. */
@@ -55,9 +83,17 @@ static int on_flush(sd_event_source *s, void *userdata) {
 
         r = queue_flush(m->queue);
         if (r < 0) {
-                /* Nothing is handed to a plugin before its "sending" state is on disk: try again soon. */
+                /* Nothing is handed to a plugin before its "sending" state is on disk: try again later. */
                 sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                manager_flush_failed(m, r);
                 return 0;
+        }
+        if (m->flush_error) {
+                log_notice("The job states are saved again.");
+                free(m->flush_error);
+                m->flush_error = NULL;
+                m->flush_backoff = 0;
+                manager_update_status(m);
         }
         delivery_after_flush(m);
         if (!queue_has_dirty(m->queue) && m->n_start == 0)
@@ -257,6 +293,8 @@ void manager_free(Manager *m) {
         queue_free(m->queue);
         http_client_free(m->http);
         sd_event_source_disable_unref(m->flush_source);
+        sd_event_source_disable_unref(m->flush_retry);
+        free(m->flush_error);
         sd_event_source_disable_unref(m->stop_timer);
         sd_event_unref(m->event);
         config_free(m->config);

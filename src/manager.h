@@ -27,6 +27,9 @@ struct Manager {
         ChannelInstance **channels;
         size_t n_channels;
         sd_event_source *flush_source; /* idle-priority defer: the once-per-iteration disk work */
+        sd_event_source *flush_retry;  /* after a failed flush (disk full): try again later */
+        usec_t flush_backoff;          /* 0 while flushes succeed */
+        char *flush_error;             /* why the job states cannot be saved, for STATUS= and prakat status */
         Job **start_list;              /* jobs made "sending" on disk, to hand to plugins after the flush */
         size_t n_start, cap_start;
         size_t n_finishing; /* entries waiting for their receipt */
