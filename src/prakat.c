@@ -693,9 +693,10 @@ static int cmd_site(const Options *o, int argc, char **argv) {
                                 "Start it and try again.\n", strerror(-r));
                 return EX_UNAVAILABLE;
         }
+        channels = json_object_get(reply, "channels");
         if (o->json)
                 print_json(reply);
-        else if (!(channels = json_object_get(reply, "channels")))
+        else if (!channels)
                 fprintf(stderr, "prakat: %s / %s (set upload = in a website channel)\n",
                         json_string_value(json_object_get(reply, "error_th")),
                         json_string_value(json_object_get(reply, "error")));
