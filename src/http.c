@@ -717,12 +717,20 @@ static int transfer_finish_response(prakat_http_call *call, CURLcode code, praka
                                                "and the host name in upload =", t->host, detail);
                         break;
                 case CURLE_UPLOAD_FAILED:
-                case CURLE_SSH:
                 case CURLE_QUOTE_ERROR:
-                        /* OpenSSH's SFTP server reports a full disk as a plain failure: say both. */
                         error = -EIO;
                         t->message = xasprintf("%s did not store the file (%s): is its disk full, or the folder "
                                                "not writable?", t->host, detail);
+                        break;
+                case CURLE_SSH:
+                        /*
+                         * libssh2 reports a connection cut mid-file and OpenSSH's plain failure status (its
+                         * answer to a full disk) alike: say both.
+                         */
+                        error = -EIO;
+                        t->message = xasprintf("the upload to %s broke off (%s): the connection dropped, or the "
+                                               "host could not store the file (is its disk full, or the folder "
+                                               "not writable?)", t->host, detail);
                         break;
                 default:
                         error = curl_code_to_errno(code, false);
