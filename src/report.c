@@ -355,26 +355,18 @@ void report_free(Report *r) {
 /* ---- HTML ---- */
 
 void html_put_text(FILE *f, const char *s) {
-        for (; s && *s; s++)
-                switch (*s) {
-                case '&':
-                        fputs("&amp;", f);
+        static const char specials[] = "&<>\"'";
+        static const char *const entities[] = { "&amp;", "&lt;", "&gt;", "&quot;", "&#39;" };
+
+        while (s && *s) {
+                size_t n = strcspn(s, specials);
+                fwrite(s, 1, n, f);
+                s += n;
+                if (!*s)
                         break;
-                case '<':
-                        fputs("&lt;", f);
-                        break;
-                case '>':
-                        fputs("&gt;", f);
-                        break;
-                case '"':
-                        fputs("&quot;", f);
-                        break;
-                case '\'':
-                        fputs("&#39;", f);
-                        break;
-                default:
-                        fputc(*s, f);
-                }
+                fputs(entities[strchr(specials, *s) - specials], f);
+                s++;
+        }
 }
 
 void html_put_head(FILE *f, const char *title, const char *css) {

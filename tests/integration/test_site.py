@@ -6,17 +6,17 @@ import glob
 import html
 import os
 import re
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Suite, TestFailure, check, read_text, require_build, tiny_png  # noqa: E402
+from harness import (CHROMIUM, Suite, TestFailure, check, chromium, read_text, require_build,  # noqa: E402
+                     tiny_png)
+from harness import chromium_dump_dom as dump_dom  # noqa: E402
 
 S = Suite("site")
 require_build(S)
 
-CHROMIUM = "/usr/bin/chromium"
 EVIL_TITLE = "<script>document.title='PWNED'</script>ข่าว"
 EVIL_BODY = ("ขอเชิญประชาชนร่วมงาน <img src=x onerror=alert(1)> และ "
              "<img src=y onerror=\"document.body.setAttribute('data-pwned','1')\"> "
@@ -24,21 +24,6 @@ EVIL_BODY = ("ขอเชิญประชาชนร่วมงาน <img 
 TITLES = ["ประชาสัมพันธ์โครงการตรวจสุขภาพผู้สูงอายุ ประจำปี 2570",
           "ขอเชิญร่วมงานประเพณีบุญบั้งไฟ ตำบลบ่อแก้ว",
           "แจ้งกำหนดการจัดเก็บขยะมูลฝอย เดือนธันวาคม 2569"]
-
-
-def chromium(tmp, *args, timeout=90):
-    profile = os.path.join(tmp, "chromium-profile")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-           "--user-data-dir=" + profile] + list(args)
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-
-
-def dump_dom(tmp, path):
-    rc, out, err = chromium(tmp, "--virtual-time-budget=2000", "--dump-dom", "file://" + path)
-    check(rc == 0 and out.strip(), "chromium --dump-dom %s failed (rc %d): %s" % (path, rc, err[-800:]))
-    return out
 
 
 def main():
