@@ -2,7 +2,8 @@
 # Runs every test against one or more build directories and ends with "N passed, N failed".
 #   tests/run-all.sh build build-asan      unit + integration tests on each build
 #   tests/run-all.sh --unit-only build
-# Unit tests are cmocka programs (build/tests/test-*); integration tests are tests/integration/test_*.py,
+# Unit tests are cmocka programs (build/tests/test-*); integration tests are tests/integration/test_*.py
+# and the fault suites tests/fault/test_*.py (crash loop, outages, disk full),
 # which print "PASS: name" or "FAIL: name" per case.
 set -u
 unit_only=0
@@ -37,7 +38,7 @@ for build in "$@"; do
                 echo "unit $name: $(grep -E '^\[  (PASSED|FAILED)  \]' "$log" | tr '\n' ' ')"
         done
         [ $unit_only -eq 1 ] && continue
-        for t in "$top"/tests/integration/test_*.py; do
+        for t in "$top"/tests/integration/test_*.py "$top"/tests/fault/test_*.py; do
                 [ -f "$t" ] || continue
                 name="$tag/$(basename "$t" .py)"
                 log="$out/$(echo "$name" | tr / _).log"
