@@ -16,30 +16,21 @@ slower sanitizer build); PRAKAT_TEST_SEED reproduces the kill moments.
 """
 
 import glob
-import json
 import math
 import os
 import random
 import re
-import secrets
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
-from harness import (ASAN, PLUGIN_DIR, TIMEOUT, Suite, check, make_env, read_text,  # noqa: E402
-                     require_build, wait_for)
-from fake_platforms import FakeFacebook, FakeLine  # noqa: E402
-from mqtt_mini import Broker  # noqa: E402
-from tower_common import AGENT, AgentProcess  # noqa: E402
+sys.path.insert(0, HERE)
+from world import World, announcement, require_channels, villages_of  # noqa: E402
+from harness import ASAN, TIMEOUT, Suite, check, read_text, require_build, wait_for  # noqa: E402
 
 S = Suite("crash_loop")
 require_build(S)
-for need in [os.path.join(PLUGIN_DIR, p + ".so") for p in ("facebook", "line", "tower")] + [AGENT]:
-    if not os.path.exists(need):
-        S.result("crash_loop: build present", False, "%s is missing" % need)
-        S.finish()
+require_channels(S)
 
 N = int(os.environ.get("PRAKAT_CRASH_N", "150" if ASAN else "500"))
 KILLS = int(os.environ.get("PRAKAT_CRASH_KILLS", "40" if ASAN else "200"))
@@ -48,123 +39,11 @@ rng = random.Random(seed)
 print("# seed %d (PRAKAT_TEST_SEED=%d reproduces the kill moments); %d announcements, %d kills" %
       (seed, seed, N, KILLS), flush=True)
 
-PAGE = "104857600123456"
-BASE_URL = "https://bokaeo.go.th/news"
-PREFIX = "bokaeo/crash"
-TOWERS = (1, 2, 3)
-VILLAGE_NAMES = {1: "บ้านบ่อแก้ว", 2: "บ้านโนนสวรรค์", 3: "บ้านหนองบัว"}
-TOPICS = ["แจ้งงดจ่ายน้ำประปา", "เชิญร่วมประชุมประชาคมหมู่บ้าน", "รณรงค์ป้องกันไข้เลือดออก",
-          "ประชาสัมพันธ์การชำระภาษีที่ดินและสิ่งปลูกสร้าง", "เปิดรับสมัครผู้ดูแลเด็กเล็ก"]
-
-
-def villages_of(i):
-    """Every fifth announcement goes to all three towers, the others to one."""
-    return list(TOWERS) if i % 5 == 0 else [TOWERS[i % 3]]
-
-
-def announcement(i):
-    vs = villages_of(i)
-    return ("หัวข้อ: %s ครั้งที่ %03d\nหมู่บ้าน: %s\nหมวด: %s\n\n"
-            "ประกาศลำดับที่ %03d ถึงพี่น้อง%s ขอให้ทราบโดยทั่วกัน\nสอบถามได้ที่ อบต.บ่อแก้ว โทร ๐๔๔-๐๐๐-๐๐๐\n" %
-            (TOPICS[i % len(TOPICS)], i, ", ".join(str(v) for v in vs),
-             "ข่าวกิจกรรม" if i % 2 else "ข่าวประชาสัมพันธ์", i, " ".join(VILLAGE_NAMES[v] for v in vs)))
-
-
-class Tower(AgentProcess):
-    """A dry-run prakat-tower for one village: it schedules and acks, and logs instead of playing."""
-
-    def __init__(self, broker, village):
-        super().__init__(S.tmpdir("tower%d" % village), ["--dry-run"])
-        self.village = village
-        with open(self.conf, "w") as f:
-            f.write("[tower]\nvillage = %d\nbroker = mqtt://127.0.0.1:%d\ntopic_prefix = %s\nstate_dir = %s\n" %
-                    (village, broker.port, PREFIX, self.state))
-        S.daemons.append(self)
-
-    def start(self):
-        self.spawn({})
-        wait_for(lambda: "Connected to the broker" in self.text(True) or not self.running(), None,
-                 "prakat-tower %d connected" % self.village)
-        check(self.running(), "prakat-tower %d exited:\n%s" % (self.village, self.tail()))
-        return self
-
-    def scheduled_ids(self):
-        """Ids in the agent's schedule on disk, duplicates kept."""
-        try:
-            with open(os.path.join(self.state, "state.json")) as f:
-                state = json.load(f)
-        except (OSError, ValueError):
-            return []
-        return [item.get("id") for item in state.get("schedule", {}).get("items", [])]
-
-
-class World:
-    def __init__(self):
-        self.broker = Broker(S.tmpdir("broker")).start()
-        self.fb_token = "EAAGcrash%s" % secrets.token_hex(16)
-        self.line_token = "linecrash%s" % secrets.token_hex(16)
-        self.fb = FakeFacebook(page_id=PAGE, token=self.fb_token, limits=False)
-        self.line = FakeLine(token=self.line_token, limits=False)
-        fb_base, line_base = self.fb.start(), self.line.start()
-        tmp = S.tmpdir("daemon")
-        for name, token in (("facebook.token", self.fb_token), ("line.token", self.line_token)):
-            p = os.path.join(tmp, name)
-            with open(p, "w") as f:
-                f.write(token + "\n")
-            os.chmod(p, 0o600)
-        sections = (
-            "[channel facebook]\nplugin = facebook\npage_id = %s\ntoken_file = facebook.token\napi_base = %s\n"
-            "timeout = 2s\n\n"
-            "[channel line]\nplugin = line\ntoken_file = line.token\napi_base = %s\nrate_per_hour = 3600\n"
-            "timeout = 2s\n\n"
-            "[channel tower]\nplugin = tower\nbroker = mqtt://127.0.0.1:%d\ntopic_prefix = %s\nvillages = 1-3\n"
-            "client_id = prakatd-crash\ngap = 1s\n" % (PAGE, fb_base, line_base, self.broker.port, PREFIX))
-        self.env = make_env(tmp, extra_config=sections, settle="100ms", base_url=BASE_URL,
-                            website_extra="per_page = 50")
-        self.d = S.daemon(self.env)
-        self.towers = [Tower(self.broker, v).start() for v in TOWERS]
-
-    def stop(self):
-        for t in self.towers:
-            t.stop()
-        self.fb.stop()
-        self.line.stop()
-        self.broker.stop()
-
-    def marker(self, id):
-        return "%s/a/%s.html" % (BASE_URL, id)
-
-    def articles(self):
-        return sorted(os.path.basename(p)[:-5] for p in glob.glob(os.path.join(self.env.site, "a", "*.html")))
-
-    def fb_counts(self):
-        """{id: posts ever made for it}, deleted ones too."""
-        with self.fb.lock:
-            messages = [p["message"] for p in self.fb.posts.values()]
-        out = {}
-        for m in messages:
-            for id in re.findall(re.escape(BASE_URL) + r"/a/([^\s\"]+)\.html", m):
-                out[id] = out.get(id, 0) + 1
-        return out
-
-    def line_counts(self):
-        """{id: broadcasts accepted for it}."""
-        with self.line.lock:
-            sent = [json.dumps(s["messages"], ensure_ascii=False) for s in self.line.sent if s["kind"] == "broadcast"]
-        out = {}
-        for text in sent:
-            for id in set(re.findall(re.escape(BASE_URL) + r"/a/([^\s\"?#]+)\.html", text)):
-                out[id] = out.get(id, 0) + 1
-        return out
-
-
 def main():
-    w = World()
+    w = World(S, "crash", settle="100ms", website_extra="per_page = 50")
     try:
         run(w)
     finally:
-        if w.d.running():
-            w.d.stop(expect_rc=None)
         w.stop()
 
 
