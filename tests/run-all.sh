@@ -2,6 +2,8 @@
 # Runs every test against one or more build directories and ends with "N passed, N failed".
 #   tests/run-all.sh build build-asan      unit + integration tests on each build
 #   tests/run-all.sh --unit-only build
+#   tests/run-all.sh valgrind:build        the integration suites in $PRAKAT_VALGRIND_TESTS (default below)
+#                                          on build/ with prakatd under valgrind memcheck (harness.py)
 # Unit tests are cmocka programs (build/tests/test-*); integration tests are tests/integration/test_*.py
 # and the fault suites tests/fault/test_*.py (crash loop, outages, disk full),
 # which print "PASS: name" or "FAIL: name" per case.
@@ -11,6 +13,7 @@ if [ "${1:-}" = "--unit-only" ]; then unit_only=1; shift; fi
 [ $# -ge 1 ] || set -- build
 top=$(cd "$(dirname "$0")/.." && pwd)
 out="$top/tests/out"
+vg_tests=${PRAKAT_VALGRIND_TESTS:-test_intake test_site test_daemon test_bad_input}
 mkdir -p "$out"
 passed=0
 failed=0
@@ -24,10 +27,13 @@ count_cmocka() { # log file -> adds to passed/failed
 }
 
 for build in "$@"; do
+        vg=0
+        case "$build" in valgrind:*) vg=1; build=${build#valgrind:} ;; esac
         case "$build" in /*) ;; *) build="$top/$build" ;; esac
         tag=$(basename "$build")
+        [ $vg -eq 1 ] && tag=valgrind
         for t in "$build"/tests/test-*; do
-                [ -x "$t" ] || continue
+                [ -x "$t" ] && [ $vg -eq 0 ] || continue
                 name="$tag/$(basename "$t")"
                 log="$out/$(echo "$name" | tr / _).log"
                 if "$t" >"$log" 2>&1; then :; else
@@ -40,9 +46,10 @@ for build in "$@"; do
         [ $unit_only -eq 1 ] && continue
         for t in "$top"/tests/integration/test_*.py "$top"/tests/fault/test_*.py; do
                 [ -f "$t" ] || continue
+                case " $vg_tests " in *" $(basename "$t" .py) "*) ;; *) [ $vg -eq 0 ] || continue ;; esac
                 name="$tag/$(basename "$t" .py)"
                 log="$out/$(echo "$name" | tr / _).log"
-                PRAKAT_BUILD="$build" timeout 900 /usr/bin/python3 "$t" >"$log" 2>&1
+                PRAKAT_VALGRIND=$vg PRAKAT_BUILD="$build" timeout 900 /usr/bin/python3 "$t" >"$log" 2>&1
                 rc=$?
                 p=$(grep -c '^PASS: ' "$log")
                 f=$(grep -c '^FAIL: ' "$log")

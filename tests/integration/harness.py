@@ -9,6 +9,11 @@ Every test script:
 Under AddressSanitizer (PRAKAT_BUILD=build-asan) the daemon's stderr is checked for
 "ERROR: AddressSanitizer" and "runtime error:" whenever it is stopped, and a clean SIGTERM stop must
 exit 0.  Nothing here asserts speed: every wait polls with a generous timeout.
+
+With PRAKAT_VALGRIND=1 prakatd runs under valgrind memcheck (VALGRIND_ARGV, with tests/valgrind.supp):
+every valgrind report in its stderr ("==PID== ...", valgrind runs with -q) is a problem, as is exit
+code 99 (--error-exitcode), and the timeouts are four times longer.  `make check-valgrind` runs a
+subset of the suites this way.
 """
 
 import glob
@@ -32,11 +37,17 @@ PLUGIN_DIR = os.path.join(BUILD, "channels")
 DATA = os.path.join(TOP, "tests", "data")
 ASAN = "asan" in os.path.basename(BUILD)
 
-# Generous: the sanitizer build is several times slower, CI machines are shared.
-TIMEOUT = 60.0 if ASAN else 30.0
+VALGRIND = os.environ.get("PRAKAT_VALGRIND") == "1"
+VALGRIND_SUPP = os.path.join(TOP, "tests", "valgrind.supp")
+VALGRIND_ARGV = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                 "--track-fds=no", "-q"] + (["--suppressions=" + VALGRIND_SUPP] if os.path.exists(VALGRIND_SUPP) else [])
+
+# Generous: the sanitizer build is several times slower, valgrind some more, CI machines are shared.
+TIMEOUT = (60.0 if ASAN else 30.0) * (4 if VALGRIND else 1)
 POLL = 0.05
 
 SANITIZER_PATTERNS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+VALGRIND_REPORT = re.compile(r"^==\d+== \S.*$", re.M)
 
 THAI_RE = re.compile("[\u0e00-\u0e7f]")
 
@@ -240,6 +251,11 @@ def sanitizer_problems(text, who, problems):
             msg = "sanitizer report in %s's stderr:\n%s" % (who, text[max(0, i - 200):i + 3000])
             if msg not in problems:
                 problems.append(msg)
+    m = VALGRIND_REPORT.search(text) if VALGRIND else None
+    if m:
+        msg = "valgrind report in %s's stderr:\n%s" % (who, text[m.start():m.start() + 4000])
+        if msg not in problems:
+            problems.append(msg)
 
 
 def asan_env():
@@ -280,8 +296,10 @@ class Daemon:
             e.update(extra_env)
         self.logf = open(self.env.log, "ab")
         self.log_start = self.logf.tell()
-        self.proc = subprocess.Popen(argv or self.argv(), stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=self.logf, env=e)
+        argv = argv or self.argv()
+        if VALGRIND and argv[0] == PRAKATD:
+            argv = VALGRIND_ARGV + argv
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf, env=e)
         if wait_ready:
             self.wait_ready()
         return self
@@ -332,7 +350,9 @@ class Daemon:
         else:
             self.proc.send_signal(sig)
             rc = self._reap(timeout or TIMEOUT)
-        if expect_rc is not None and rc is not None and rc != expect_rc:
+        if VALGRIND and rc == 99:
+            self.problems.append("valgrind found errors in prakatd (exit code 99), see %s" % self.env.log)
+        elif expect_rc is not None and rc is not None and rc != expect_rc:
             self.problems.append("prakatd exited with %s after signal %s (expected %s)" % (rc, sig, expect_rc))
         self.scan_sanitizer()
         return rc
