@@ -208,7 +208,7 @@ static void digest_put_footer(const Report *r, FILE *f) {
         fputs("</p>\n</footer>\n", f);
 }
 
-int digest_write_html(const Report *r, FILE *f, const char *files_dir, const char *files_href) {
+int digest_write_html(const Report *r, FILE *f, const char *files_dir, const char *files_href, size_t *ret_articles) {
         _cleanup_free_ char *title = NULL, *issue = NULL;
         char date[96];
         const char *month_name, *year;
@@ -239,5 +239,6 @@ int digest_write_html(const Report *r, FILE *f, const char *files_dir, const cha
         fputs("</main>\n", f);
         digest_put_footer(r, f);
         fputs("</body>\n</html>\n", f);
+        *ret_articles = n;
         return ferror(f) ? -EIO : 0;
 }

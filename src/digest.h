@@ -18,6 +18,6 @@
  * local file without the network; without it, the page refers to the website's copy by URL.  A picture
  * that cannot be copied is left out with a warning on standard error.
  *
- * Returns 0, or -EIO when writing to f failed.
+ * Returns 0 and *ret_articles (how many announcements it holds), or -EIO when writing to f failed.
  */
-int digest_write_html(const Report *r, FILE *f, const char *files_dir, const char *files_href);
+int digest_write_html(const Report *r, FILE *f, const char *files_dir, const char *files_href, size_t *ret_articles);

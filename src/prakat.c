@@ -552,9 +552,38 @@ static int report_output(const Report *report, bool csv, const char *path) {
         return r;
 }
 
+/* Loads the period's announcements and writes the report where -o says; returns an exit status. */
+static int report_run(const Options *o, const Config *config, const ReportPeriod *period) {
+        _cleanup_free_ char *html_path = NULL, *csv_path = NULL, *text = NULL;
+        Report *report = NULL;
+        int r;
+
+        r = report_load(config, period, &report);
+        if (r < 0) {
+                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
+                return EX_IOERR;
+        }
+        if (is_directory(o->output)) {
+                html_path = path_join(o->output, "report.html");
+                csv_path = path_join(o->output, "report.csv");
+                r = report_output(report, false, html_path);
+                if (r >= 0)
+                        r = report_output(report, true, csv_path);
+        } else {
+                bool csv = o->format ? streq(o->format, "csv") : o->output && endswith_nocase(o->output, ".csv");
+                r = report_output(report, csv, o->output);
+        }
+        if (r >= 0 && o->output) {
+                text = report_period_text(period);
+                printf("%s%s%s: %zu ประกาศ / announcements, %s\n", html_path ?: o->output, csv_path ? ", " : "",
+                       csv_path ?: "", report->n_items, text);
+        }
+        report_free(report);
+        return r < 0 ? EX_CANTCREAT : EX_OK;
+}
+
 static int cmd_report(const Options *o, int argc, char **argv) {
         Config *config = NULL;
-        Report *report = NULL;
         ReportPeriod period;
         int r;
 
@@ -571,29 +600,8 @@ static int cmd_report(const Options *o, int argc, char **argv) {
         if ((r = load_config(o, &config)))
                 return r;
         r = report_period_of(o, &period);
-        if (r == EX_OK && (r = report_load(config, &period, &report)) < 0) {
-                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
-                r = EX_IOERR;
-        }
-        if (r == EX_OK) {
-                bool dir = is_directory(o->output);
-                bool csv = o->format ? streq(o->format, "csv") : (o->output && endswith_nocase(o->output, ".csv"));
-                _cleanup_free_ char *html_path = dir ? path_join(o->output, "report.html") : NULL,
-                                    *csv_path = dir ? path_join(o->output, "report.csv") : NULL;
-
-                if (dir)
-                        r = report_output(report, false, html_path) < 0 || report_output(report, true, csv_path) < 0;
-                else
-                        r = report_output(report, csv, o->output) < 0;
-                if (r)
-                        r = EX_CANTCREAT;
-                else if (o->output) {
-                        _cleanup_free_ char *text = report_period_text(&period);
-                        printf("%s%s%s: %zu ประกาศ / announcements, %s\n", dir ? html_path : o->output,
-                               dir ? ", " : "", dir ? csv_path : "", report->n_items, text);
-                }
-        }
-        report_free(report);
+        if (r == EX_OK)
+                r = report_run(o, config, &period);
         config_free(config);
         return r;
 }
@@ -618,13 +626,42 @@ static void digest_paths(const Options *o, const ReportPeriod *period, char **re
         *ret_files = xasprintf("%.*s_files", (int) n, *ret_html);
 }
 
-static int cmd_digest(const Options *o, int argc, char **argv) {
+/* Loads the month's announcements and writes the newsletter where -o says; returns an exit status. */
+static int digest_run(const Options *o, const Config *config, const ReportPeriod *period) {
         _cleanup_free_ char *html_path = NULL, *files_dir = NULL, *data = NULL;
-        Config *config = NULL;
         Report *report = NULL;
-        ReportPeriod period;
-        size_t size = 0;
+        size_t size = 0, n = 0;
         FILE *f;
+        int r;
+
+        r = report_load(config, period, &report);
+        if (r < 0) {
+                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
+                return EX_IOERR;
+        }
+        digest_paths(o, period, &html_path, &files_dir);
+        f = open_memstream(&data, &size);
+        if (f) {
+                const char *slash = files_dir ? strrchr(files_dir, '/') : NULL;
+                r = digest_write_html(report, f, files_dir, slash ? slash + 1 : files_dir, &n);
+                if (fclose(f) != 0 && r >= 0)
+                        r = -EIO;
+        } else
+                r = -ENOMEM;
+        if (r >= 0)
+                r = write_output(html_path, data, size);
+        if (r < 0)
+                fprintf(stderr, "prakat: cannot write the digest to %s: %s\n", html_path ?: "standard output",
+                        strerror(-r));
+        else if (html_path)
+                printf("%s: %zu ประกาศ / announcements\n", html_path, n);
+        report_free(report);
+        return r < 0 ? EX_CANTCREAT : EX_OK;
+}
+
+static int cmd_digest(const Options *o, int argc, char **argv) {
+        Config *config = NULL;
+        ReportPeriod period;
         int r;
 
         if (argc > 0)
@@ -636,35 +673,12 @@ static int cmd_digest(const Options *o, int argc, char **argv) {
                                    "--to and --format belong to prakat report.");
         if ((r = load_config(o, &config)))
                 return r;
-        if (report_period_month(o->month, &period) < 0) {
-                config_free(config);
-                return usage_error("digest", "--month '%s' is not a month. Write e.g. 2569-11 or 2026-11.",
-                                   o->month);
-        }
-        r = report_load(config, &period, &report);
-        if (r < 0) {
-                fprintf(stderr, "prakat: cannot read %s: %s\n", config->state, strerror(-r));
-                config_free(config);
-                return EX_IOERR;
-        }
-        digest_paths(o, &period, &html_path, &files_dir);
-        f = open_memstream(&data, &size);
-        if (!f)
-                abort(); /* out of memory, like xmalloc() */
-        const char *slash = files_dir ? strrchr(files_dir, '/') : NULL;
-        r = digest_write_html(report, f, files_dir, slash ? slash + 1 : files_dir);
-        if (fclose(f) != 0 && r >= 0)
-                r = -EIO;
-        if (r >= 0)
-                r = write_output(html_path, data, size);
-        if (r < 0)
-                fprintf(stderr, "prakat: cannot write the digest to %s: %s\n", html_path ?: "standard output",
-                        strerror(-r));
-        else if (html_path)
-                printf("%s: %zu ประกาศ / announcements\n", html_path, report->n_items);
-        report_free(report);
+        if (report_period_month(o->month, &period) < 0)
+                r = usage_error("digest", "--month '%s' is not a month. Write e.g. 2569-11 or 2026-11.", o->month);
+        else
+                r = digest_run(o, config, &period);
         config_free(config);
-        return r < 0 ? EX_CANTCREAT : EX_OK;
+        return r;
 }
 
 /*

@@ -96,5 +96,6 @@ void html_put_text(FILE *f, const char *s);
 /* The common head of prakat's printable pages: doctype, charset, title, A4 print CSS plus `css`. */
 void html_put_head(FILE *f, const char *title, const char *css);
 
+/* The report as an A4 HTML page, or as CSV (see report.c).  Return 0, or -EIO when writing to f failed. */
 int report_write_html(const Report *r, FILE *f);
 int report_write_csv(const Report *r, FILE *f);
