@@ -95,6 +95,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprakat.a
 
 # A plugin's unit test #includes the plugin's source, so it depends on it; so do the tower agent's.
 $(BUILD)/tests/test-website: $(wildcard channels/website/*.c) tests/unit/fake-host.h
+$(BUILD)/tests/test-upload: $(wildcard channels/website/upload.[ch] channels/*.h) tests/unit/fake-host.h
 $(BUILD)/tests/test-wordpress: $(wildcard channels/website/wordpress.[ch] channels/*.h) tests/unit/fake-host.h
 $(BUILD)/tests/test-facebook: $(wildcard channels/facebook/*.[ch] channels/*.h) tests/unit/fake-host.h
 $(BUILD)/tests/test-line: $(wildcard channels/line/*.[ch] channels/*.h) tests/unit/fake-host.h
