@@ -179,6 +179,39 @@ static inline int plugin_config_fail(PluginConfigError *e, unsigned line, const 
         return -EINVAL;
 }
 
+/* Refuses entries[i] when its key was set before it in the section (configure() checks each entry). */
+static inline int plugin_config_check_once(const prakat_config_entry *entries, size_t i, PluginConfigError *e) {
+        for (size_t j = 0; j < i; j++)
+                if (strcmp(entries[i].key, entries[j].key) == 0)
+                        return plugin_config_fail(e, entries[i].line, "'%s' is set twice (first on line %u)",
+                                                  entries[i].key, entries[j].line);
+        return 0;
+}
+
+/*
+ * A secret is named by one of two keys, a file (`file_key`) or a systemd credential: takes entry `e`,
+ * one of the two, into *file or *credential, and refuses an empty value or the second of the pair
+ * (*seen_line remembers the first).
+ */
+static inline int plugin_config_secret_key(const prakat_config_entry *e, const char *file_key,
+                                           const char *credential_key, char **file, char **credential,
+                                           unsigned *seen_line, PluginConfigError *err) {
+        const char *value = e->value ? e->value : "";
+        if (!*value)
+                return plugin_config_fail(err, e->line, "%s is empty", e->key);
+        if (*seen_line)
+                return plugin_config_fail(err, e->line, "set only one of %s and %s (the other is on line %u)", file_key,
+                                          credential_key, *seen_line);
+        *seen_line = e->line;
+        char *copy = strdup(value);
+        if (!copy)
+                return plugin_config_fail(err, e->line, "out of memory");
+        char **slot = strcmp(e->key, file_key) == 0 ? file : credential;
+        free(*slot);
+        *slot = copy;
+        return 0;
+}
+
 /* Replaces *slot with a copy of value. */
 static inline int plugin_set_string(char **slot, const char *value) {
         char *copy = strdup(value);
@@ -404,6 +437,69 @@ static inline int plugin_write_file(const char *path, const void *data, size_t s
 /* Writes `path` whole and durably: temporary file beside it, fsync, rename, fsync of the folder. */
 static inline int plugin_write_file_durable(const char *path, const void *data, size_t size) {
         return plugin_write_file(path, data, size, true);
+}
+
+/* ---- a channel's secret after start-up, and the addresses of its API ---- */
+
+/* Where the secret comes from, for a message that tells a person where to put a new one. */
+static inline const char *plugin_secret_place(const prakat_host *host, const char *file, const char *credential,
+                                              char *buffer, size_t size) {
+        if (credential)
+                snprintf(buffer, size, "the systemd credential %s", credential);
+        else if (file && (file[0] == '/' || !host->config_dir))
+                snprintf(buffer, size, "%s", file);
+        else
+                snprintf(buffer, size, "%s/%s", host->config_dir ? host->config_dir : ".", file ? file : "");
+        return buffer;
+}
+
+/*
+ * Reads the secret again (plugin_read_secret()) and takes it into *slot when it differs from the one
+ * held there.  Returns 1 when it changed, 0 when it is the same, or a negative errno with the reason in
+ * `error` (the secret held is kept: a file that went bad does not stop a working channel).
+ */
+static inline int plugin_secret_reload(const prakat_host *host, const char *file, const char *credential,
+                                       char **slot, char *error, size_t error_size) {
+        char *secret = NULL;
+        int r = plugin_read_secret(host, file, credential, &secret, error, error_size);
+        if (r < 0)
+                return r;
+        if (*slot && strcmp(secret, *slot) == 0) {
+                plugin_free_secret(secret);
+                return 0;
+        }
+        plugin_free_secret(*slot);
+        *slot = secret;
+        return 1;
+}
+
+typedef enum PluginUrlProblem {
+        PLUGIN_URL_OK,
+        PLUGIN_URL_NOT_HTTP,   /* not http(s)://host... */
+        PLUGIN_URL_CHARACTERS, /* blanks, quotes, '?', '#' or other characters that would need escaping */
+        PLUGIN_URL_PLAIN_HTTP, /* http:// to another machine: the secret would travel in the clear */
+} PluginUrlProblem;
+
+/* An API's address: https://host[/path], or plain http:// only to this machine (tests, a local proxy). */
+static inline PluginUrlProblem plugin_url_check(const char *url) {
+        const char *rest = strncmp(url, "https://", 8) == 0 ? url + 8
+                           : strncmp(url, "http://", 7) == 0 ? url + 7
+                                                             : NULL;
+        if (!rest || !*rest || *rest == '/')
+                return PLUGIN_URL_NOT_HTTP;
+        for (const char *p = url; *p; p++)
+                if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f || strchr("\"'<>\\^`{|}#?", *p))
+                        return PLUGIN_URL_CHARACTERS;
+        if (rest == url + 8)
+                return PLUGIN_URL_OK;
+        size_t n = strcspn(rest, "/");
+        static const char *const local[] = { "127.0.0.1", "localhost", "[::1]" };
+        for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) {
+                size_t m = strlen(local[i]);
+                if (n >= m && strncmp(rest, local[i], m) == 0 && (n == m || rest[m] == ':'))
+                        return PLUGIN_URL_OK;
+        }
+        return PLUGIN_URL_PLAIN_HTTP;
 }
 
 #endif

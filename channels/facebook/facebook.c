@@ -180,20 +180,10 @@ static prakat_usec_t fb_now(const Facebook *fb) {
         return fb->host->now(fb->host);
 }
 
-static const char *token_place(const Facebook *fb, char *buffer, size_t size) {
-        if (fb->token_credential)
-                snprintf(buffer, size, "the systemd credential %s", fb->token_credential);
-        else if (fb->token_file[0] == '/' || !fb->host->config_dir)
-                snprintf(buffer, size, "%s", fb->token_file);
-        else
-                snprintf(buffer, size, "%s/%s", fb->host->config_dir, fb->token_file);
-        return buffer;
-}
-
 /* The plain line `prakat status`, the log and the receipts show while the token does not work. */
 static void auth_message(const Facebook *fb, bool detail, char *en, size_t en_size, char *th, size_t th_size) {
         char place[4200];
-        token_place(fb, place, sizeof place);
+        plugin_secret_place(fb->host, fb->token_file, fb->token_credential, place, sizeof place);
         detail = detail && fb->auth_detail[0];
         if (en)
                 text_printf(en, en_size,
@@ -366,16 +356,8 @@ static void fb_pause(Facebook *fb, prakat_usec_t regain, const char *why) {
  * stopped working, tried at once).  Returns whether a new token was taken.
  */
 static bool fb_token_reload(Facebook *fb, char *error, size_t error_size) {
-        char *token = NULL;
-        int r = plugin_read_secret(fb->host, fb->token_file, fb->token_credential, &token, error, error_size);
-        if (r < 0)
+        if (plugin_secret_reload(fb->host, fb->token_file, fb->token_credential, &fb->token, error, error_size) <= 0)
                 return false;
-        if (fb->token && strcmp(token, fb->token) == 0) {
-                plugin_free_secret(token);
-                return false;
-        }
-        plugin_free_secret(fb->token);
-        fb->token = token;
         if (fb->auth_failed) {
                 fb->auth_failed = false;
                 fb->auth_detail[0] = 0;
@@ -1205,28 +1187,23 @@ static bool is_digits(const char *s) {
 
 /* https://host/.../vNN.N; plain http only to this machine (tests, a local proxy). */
 static int check_api_base(Facebook *fb, const char *value, PluginConfigError *err, unsigned line) {
-        const char *rest = strncmp(value, "https://", 8) == 0 ? value + 8
-                           : strncmp(value, "http://", 7) == 0 ? value + 7
-                                                               : NULL;
-        if (!rest || !*rest || *rest == '/')
+        switch (plugin_url_check(value)) {
+        case PLUGIN_URL_NOT_HTTP:
                 return plugin_config_fail(err, line, "api_base must be an https:// URL, e.g. %s (got '%s')",
                                    DEFAULT_API_BASE, value);
-        for (const char *p = value; *p; p++)
-                if ((unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f || strchr("\"'<>\\^`{|}#?", *p))
-                        return plugin_config_fail(err, line, "api_base must be a plain URL without spaces, quotes, '?' "
+        case PLUGIN_URL_CHARACTERS:
+                return plugin_config_fail(err, line, "api_base must be a plain URL without spaces, quotes, '?' "
                                                       "or '#' (got '%s')",
                                            value);
-        if (rest == value + 7) {
-                size_t hlen = strcspn(rest, "/");
-                bool local = (hlen >= 9 && strncmp(rest, "127.0.0.1", 9) == 0 && (hlen == 9 || rest[9] == ':')) ||
-                             (hlen >= 9 && strncmp(rest, "localhost", 9) == 0 && (hlen == 9 || rest[9] == ':')) ||
-                             (hlen >= 5 && strncmp(rest, "[::1]", 5) == 0);
-                if (!local)
-                        return plugin_config_fail(err, line,
-                                           "api_base must use https:// (plain http:// is allowed only to this "
-                                           "machine, for tests), got '%s'",
-                                           value);
+        case PLUGIN_URL_PLAIN_HTTP:
+                return plugin_config_fail(err, line,
+                                   "api_base must use https:// (plain http:// is allowed only to this "
+                                   "machine, for tests), got '%s'",
+                                   value);
+        case PLUGIN_URL_OK:
+                break;
         }
+        const char *rest = strstr(value, "://") + 3;
         char *base = strdup(value);
         if (!base)
                 return plugin_config_fail(err, line, "out of memory");
@@ -1268,17 +1245,9 @@ static int apply_entry(Facebook *fb, const prakat_config_entry *e, PluginConfigE
                                            value);
                 return set_string(&fb->page_id, value, err, e->line);
         }
-        if (strcmp(key, "token_file") == 0 || strcmp(key, "token_credential") == 0) {
-                if (!*value)
-                        return plugin_config_fail(err, e->line, "%s is empty", key);
-                if (*token_line)
-                        return plugin_config_fail(err, e->line,
-                                           "set only one of token_file and token_credential (the other is on line %u)",
-                                           *token_line);
-                *token_line = e->line;
-                return set_string(strcmp(key, "token_file") == 0 ? &fb->token_file : &fb->token_credential, value,
-                                  err, e->line);
-        }
+        if (strcmp(key, "token_file") == 0 || strcmp(key, "token_credential") == 0)
+                return plugin_config_secret_key(e, "token_file", "token_credential", &fb->token_file,
+                                                &fb->token_credential, token_line, err);
         if (strcmp(key, "api_base") == 0)
                 return check_api_base(fb, value, err, e->line);
         if (strcmp(key, "max_in_flight") == 0) {
@@ -1311,11 +1280,9 @@ static int apply_entry(Facebook *fb, const prakat_config_entry *e, PluginConfigE
 static int parse_config(Facebook *fb, const prakat_config_entry *entries, size_t n, PluginConfigError *err) {
         unsigned token_line = 0;
         for (size_t i = 0; i < n; i++) {
-                for (size_t j = 0; j < i; j++)
-                        if (strcmp(entries[i].key, entries[j].key) == 0)
-                                return plugin_config_fail(err, entries[i].line, "'%s' is set twice (first on line %u)",
-                                                   entries[i].key, entries[j].line);
-                int r = apply_entry(fb, &entries[i], err, &token_line);
+                int r = plugin_config_check_once(entries, i, err);
+                if (r == 0)
+                        r = apply_entry(fb, &entries[i], err, &token_line);
                 if (r < 0)
                         return r;
         }

@@ -503,19 +503,9 @@ static void wp_scrub(char *text, const char *secret) {
                 memset(p, '*', n);
 }
 
-static const char *wp_password_place(const WordPress *wp, char *buffer, size_t size) {
-        if (wp->password_credential)
-                wp_text(buffer, size, "the systemd credential %s", wp->password_credential);
-        else if (wp->password_file[0] == '/' || !wp->host->config_dir)
-                wp_text(buffer, size, "%s", wp->password_file);
-        else
-                wp_text(buffer, size, "%s/%s", wp->host->config_dir, wp->password_file);
-        return buffer;
-}
-
 static void wp_auth_message(const WordPress *wp, bool detail, char *en, size_t en_size, char *th, size_t th_size) {
         char place[4200];
-        wp_password_place(wp, place, sizeof place);
+        plugin_secret_place(wp->host, wp->password_file, wp->password_credential, place, sizeof place);
         detail = detail && wp->auth_detail[0];
         if (en)
                 wp_text(en, en_size,
@@ -533,28 +523,24 @@ static void wp_auth_message(const WordPress *wp, bool detail, char *en, size_t e
 
 /* ---- the password ---- */
 
-static int wp_set_password(WordPress *wp, char *password) {
-        size_t n = strlen(wp->user) + 1 + strlen(password);
+/* The Authorization header for wp->user and wp->password. */
+static int wp_make_authorization(WordPress *wp) {
+        size_t n = strlen(wp->user) + 1 + strlen(wp->password);
         char *pair = malloc(n + 1);
-        if (!pair) {
-                plugin_free_secret(password);
+        if (!pair)
                 return -ENOMEM;
-        }
-        snprintf(pair, n + 1, "%s:%s", wp->user, password);
+        snprintf(pair, n + 1, "%s:%s", wp->user, wp->password);
         char *encoded = wp_base64((const unsigned char *) pair, n);
         explicit_bzero(pair, n);
         free(pair);
         char *header = encoded ? malloc(strlen(encoded) + 7) : NULL;
         if (!header) {
                 plugin_free_secret(encoded);
-                plugin_free_secret(password);
                 return -ENOMEM;
         }
         sprintf(header, "Basic %s", encoded);
         plugin_free_secret(encoded);
-        plugin_free_secret(wp->password);
         plugin_free_secret(wp->authorization);
-        wp->password = password;
         wp->authorization = header;
         return 0;
 }
@@ -572,18 +558,14 @@ static int wp_read_password(WordPress *wp, char **ret, char *error, size_t error
 
 /* Re-reads the password; a new one is taken (and, after a refusal, tried).  Returns whether it changed. */
 static bool wp_password_reload(WordPress *wp) {
-        char *password = NULL;
         char problem[sizeof wp->password_problem];
-        if (wp_read_password(wp, &password, problem, sizeof problem) < 0) {
+        int r = plugin_secret_reload(wp->host, wp->password_file, wp->password_credential, &wp->password, problem,
+                                     sizeof problem);
+        if (r < 0)
                 snprintf(wp->password_problem, sizeof wp->password_problem, "%s", problem);
-                return false;
-        }
-        wp->password_problem[0] = 0;
-        if (wp->password && strcmp(password, wp->password) == 0) {
-                plugin_free_secret(password);
-                return false;
-        }
-        if (wp_set_password(wp, password) < 0)
+        else
+                wp->password_problem[0] = 0;
+        if (r <= 0 || wp_make_authorization(wp) < 0)
                 return false;
         if (wp->auth_failed) {
                 wp->auth_failed = false;
@@ -1310,28 +1292,17 @@ int wordpress_mode_requested(const prakat_config_entry *entries, size_t n_entrie
 
 /* https://host[/path]; plain http only to this machine (tests). */
 static int wp_check_url(WordPress *wp, const char *value, PluginConfigError *err, unsigned line) {
-        const char *rest = strncmp(value, "https://", 8) == 0 ? value + 8
-                           : strncmp(value, "http://", 7) == 0 ? value + 7
-                                                               : NULL;
-        bool plain = true;
-        for (const char *p = value; *p; p++)
-                plain = plain && (unsigned char) *p > ' ' && (unsigned char) *p < 0x7f && !strchr("\"'<>\\^`{|}#?", *p);
-        if (!rest || !*rest || *rest == '/' || !plain)
+        PluginUrlProblem problem = plugin_url_check(value);
+        if (problem == PLUGIN_URL_PLAIN_HTTP)
+                return plugin_config_fail(err, line,
+                                          "wordpress_url must use https:// (the application password would travel in "
+                                          "the clear; http:// is allowed only to this machine), got '%s'",
+                                          value);
+        if (problem != PLUGIN_URL_OK)
                 return plugin_config_fail(err, line,
                                           "wordpress_url must be the site's https:// address without '?' or '#', e.g. "
                                           "https://example.go.th (got '%s')",
                                           value);
-        if (rest == value + 7) {
-                size_t hlen = strcspn(rest, "/");
-                bool local = (hlen >= 9 && strncmp(rest, "127.0.0.1", 9) == 0 && (hlen == 9 || rest[9] == ':')) ||
-                             (hlen >= 9 && strncmp(rest, "localhost", 9) == 0 && (hlen == 9 || rest[9] == ':'));
-                if (!local)
-                        return plugin_config_fail(err, line,
-                                                  "wordpress_url must use https:// (the application password would "
-                                                  "travel in the clear; http:// is allowed only to this machine), "
-                                                  "got '%s'",
-                                                  value);
-        }
         if (plugin_set_string(&wp->url, value) < 0)
                 return plugin_config_fail(err, line, "out of memory");
         size_t n = strlen(wp->url);
@@ -1358,17 +1329,9 @@ static int wp_apply_entry(WordPress *wp, const prakat_config_entry *e, PluginCon
                                                                 "without ':', not '%s'", value);
                 return plugin_set_string(&wp->user, value) < 0 ? plugin_config_fail(err, e->line, "out of memory") : 0;
         }
-        if (strcmp(key, "wordpress_password_file") == 0 || strcmp(key, "wordpress_password_credential") == 0) {
-                if (!*value)
-                        return plugin_config_fail(err, e->line, "%s is empty", key);
-                if (*password_line)
-                        return plugin_config_fail(err, e->line, "set only one of wordpress_password_file and "
-                                                                "wordpress_password_credential (the other is on line %u)",
-                                                  *password_line);
-                *password_line = e->line;
-                char **slot = strcmp(key, "wordpress_password_file") == 0 ? &wp->password_file : &wp->password_credential;
-                return plugin_set_string(slot, value) < 0 ? plugin_config_fail(err, e->line, "out of memory") : 0;
-        }
+        if (strcmp(key, "wordpress_password_file") == 0 || strcmp(key, "wordpress_password_credential") == 0)
+                return plugin_config_secret_key(e, "wordpress_password_file", "wordpress_password_credential",
+                                                &wp->password_file, &wp->password_credential, password_line, err);
         if (strcmp(key, "timeout") == 0) {
                 if (plugin_parse_duration(value, &d) < 0 || d < WP_SEC || d > 10 * WP_MINUTE)
                         return plugin_config_fail(err, e->line, "timeout must be a duration from 1s to 10m, not '%s'",
@@ -1390,11 +1353,9 @@ static int wp_apply_entry(WordPress *wp, const prakat_config_entry *e, PluginCon
 static int wp_parse_config(WordPress *wp, const prakat_config_entry *entries, size_t n, PluginConfigError *err) {
         unsigned password_line = 0;
         for (size_t i = 0; i < n; i++) {
-                for (size_t j = 0; j < i; j++)
-                        if (strcmp(entries[i].key, entries[j].key) == 0)
-                                return plugin_config_fail(err, entries[i].line, "'%s' is set twice (first on line %u)",
-                                                          entries[i].key, entries[j].line);
-                int r = wp_apply_entry(wp, &entries[i], err, &password_line);
+                int r = plugin_config_check_once(entries, i, err);
+                if (r == 0)
+                        r = wp_apply_entry(wp, &entries[i], err, &password_line);
                 if (r < 0)
                         return r;
         }
@@ -1408,11 +1369,11 @@ static int wp_parse_config(WordPress *wp, const prakat_config_entry *entries, si
                 return plugin_config_fail(err, 0, "mode = wordpress needs wordpress_password_file = "
                                                   "/etc/prakat/wordpress.password (mode 0600, an application password "
                                                   "of that user) or wordpress_password_credential = NAME");
-        char reason[1024], *password = NULL;
-        int r = wp_read_password(wp, &password, reason, sizeof reason);
+        char reason[1024];
+        int r = wp_read_password(wp, &wp->password, reason, sizeof reason);
         if (r < 0)
                 return plugin_config_fail(err, password_line, "%s", reason);
-        if (wp_set_password(wp, password) < 0)
+        if (wp_make_authorization(wp) < 0)
                 return plugin_config_fail(err, password_line, "out of memory");
         return 0;
 }

@@ -15,7 +15,6 @@ and checked last, while the other cases run.
 import glob
 import json
 import os
-import re
 import secrets
 import signal
 import sys
@@ -24,9 +23,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
-from harness import (PLUGIN_DIR, TIMEOUT, Suite, check, make_env, read_bytes, read_text,  # noqa: E402
+from harness import (PLUGIN_DIR, TIMEOUT, Suite, check, make_env, read_text,  # noqa: E402
                      require_build, tiny_png, wait_for)
 from fake_platforms import FakeFacebook  # noqa: E402
+from channel_checks import files_holding, receipt_section, write_secret  # noqa: E402
 
 S = Suite("facebook")
 require_build(S)
@@ -70,11 +70,7 @@ class Fb:
             self.d.start()
 
     def write_token(self, token, mode=0o600):
-        tmp = self.token_path + ".new"
-        with open(tmp, "w") as f:
-            f.write(token + "\n")
-        os.chmod(tmp, mode)
-        os.rename(tmp, self.token_path)
+        write_secret(self.token_path, token, mode)
 
     def stop(self, name):
         S.stop_daemon(self.d, name)
@@ -126,15 +122,11 @@ class Fb:
 
 def fb_section(text):
     """The English receipt's lines about the facebook channel."""
-    english = text.split("Publication receipt", 1)[-1]
-    m = re.search(r"^- facebook: .*?(?=^- |\Z|^\S)", english, re.M | re.S)
-    return m.group(0) if m else ""
+    return receipt_section(text, "facebook")
 
 
 def thai_fb_section(text):
-    thai = text.split("Publication receipt", 1)[0]
-    m = re.search(r"^- facebook: .*?(?=^- |\Z|^\S)", thai, re.M | re.S)
-    return m.group(0) if m else ""
+    return receipt_section(text, "facebook", thai=True)
 
 
 def check_done(f, original, id, expect_posts=1):
@@ -502,22 +494,9 @@ def config_cases():
 
 def check_no_token(fbs):
     def case():
-        leaks = []
-        for f in fbs:
-            roots = [f.env.log, f.env.state, f.env.spool]
-            files = [f.env.log]
-            for root in roots[1:]:
-                for dirpath, _, names in os.walk(root):
-                    files += [os.path.join(dirpath, n) for n in names]
-            for path in files:
-                try:
-                    data = read_bytes(path)
-                except OSError:
-                    continue
-                for t in TOKENS:
-                    if t.encode() in data:
-                        leaks.append(path)
-        check(not leaks, "a token appears in: %s" % ", ".join(sorted(set(leaks))))
+        leaks = files_holding([t.encode() for t in TOKENS], [f.env.log for f in fbs],
+                              [r for f in fbs for r in (f.env.state, f.env.spool)])
+        check(not leaks, "a token appears in: %s" % ", ".join(leaks))
         check(len(fbs) >= 3, "too few trees were checked")
     S.case("no token in any log, state file or receipt", case)
 

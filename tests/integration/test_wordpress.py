@@ -16,7 +16,6 @@ The password never shows up in the log, the state or the spool.
 import base64
 import json
 import os
-import re
 import secrets
 import sys
 import time
@@ -24,8 +23,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
-from harness import (PLUGIN_DIR, TIMEOUT, VILLAGES, Suite, check, make_env, read_bytes,  # noqa: E402
-                     require_build, tiny_png, wait_for)
+from harness import (PLUGIN_DIR, TIMEOUT, VILLAGES, Suite, check, make_env, require_build,  # noqa: E402
+                     tiny_png, wait_for)
+from channel_checks import files_holding, receipt_section, write_secret  # noqa: E402
 from fake_platforms import FakeFacebook  # noqa: E402
 from fake_wordpress import FakeWordPress  # noqa: E402
 
@@ -73,9 +73,7 @@ class Wp:
             SECRETS.append(token)
             self.fb = FakeFacebook(page_id=PAGE, token=token)
             api = self.fb.start()
-            with open(os.path.join(self.tmp, "facebook.token"), "w") as f:
-                f.write(token + "\n")
-            os.chmod(os.path.join(self.tmp, "facebook.token"), 0o600)
+            write_secret(os.path.join(self.tmp, "facebook.token"), token)
             text += ("[channel facebook]\nplugin = facebook\npage_id = %s\ntoken_file = facebook.token\n"
                      "api_base = %s\ntimeout = 2s\nhealth_interval = 1s\n" % (PAGE, api))
         self.env.write_config(text=text)
@@ -85,12 +83,7 @@ class Wp:
             self.d.wait_log("WordPress login works")
 
     def write_password(self, password, mode=0o600):
-        # WordPress shows application passwords in groups of four; the file may keep the blanks out.
-        tmp = self.password_path + ".new"
-        with open(tmp, "w") as f:
-            f.write(password + "\n")
-        os.chmod(tmp, mode)
-        os.rename(tmp, self.password_path)
+        write_secret(self.password_path, password, mode)
 
     def stop(self, name):
         S.stop_daemon(self.d, name)
@@ -110,12 +103,6 @@ class Wp:
         return [r for r in self.fake.request_log() if r["method"] == method and r["path"].split("?")[0] == REST + path]
 
 
-def section(text, channel):
-    english = text.split("Publication receipt", 1)[-1]
-    m = re.search(r"^- %s: .*?(?=^- |\Z|^\S)" % channel, english, re.M | re.S)
-    return m.group(0) if m else ""
-
-
 def one_post(w, id):
     posts = w.fake.posts_with_slug(id.lower())
     check(len(posts) == 1, "%d posts for %s, expected 1: %s" % (len(posts), id, [(p["id"], p["slug"]) for p in posts]))
@@ -124,7 +111,7 @@ def one_post(w, id):
 
 def check_done(w, original, id):
     text = w.receipt(original)
-    sec = section(text, "website")
+    sec = receipt_section(text, "website")
     check(sec.startswith("- website: done"), "website is not done in the receipt:\n%s" % text)
     post = one_post(w, id)
     link = "%s/%s/%s/" % (SITE, post["date"][:10].replace("-", "/"), post["slug"])
@@ -165,7 +152,7 @@ def main_cases():
               "paragraphs or escaping wrong:\n%s" % c)
         check(post["title"] == "ประกาศรับสมัคร &lt;อสม.&gt; &amp; ผู้ช่วย", "title not escaped: %r" % post["title"])
         # Facebook links to (and shows the picture from) what WordPress gave.
-        fsec = section(receipt, "facebook")
+        fsec = receipt_section(receipt, "facebook")
         check(fsec.startswith("- facebook: done"), "facebook not done:\n%s" % receipt)
         fb_posts = w.fb.published_posts()
         check(len(fb_posts) == 1 and link in fb_posts[0]["message"],
@@ -219,7 +206,7 @@ def main_cases():
                                "data": {"status": 400, "params": {"content": "bad"}}})
         name = w.drop("wp-invalid", "ประกาศที่ WordPress ไม่รับ", extra="ช่องทาง: website")
         text = w.receipt(name)
-        sec = section(text, "website")
+        sec = receipt_section(text, "website")
         check(sec.startswith("- website: failed") and "rest_invalid_param" in sec and "Invalid parameter(s)" in sec,
               "not failed with WordPress's message:\n%s" % sec)
         check("(2 attempts)" not in sec, "a 400 was retried:\n%s" % sec)
@@ -232,7 +219,7 @@ def main_cases():
         _, old, old_link = check_done(w, "wp-old.txt", "wp-old")
         w.drop("wp-new", "ประกาศรับสมัครงาน (แก้ไข)", "รับสมัคร 3 ตำแหน่ง", extra="แทนที่: wp-old\nช่องทาง: website")
         text = w.receipt("wp-new.txt")
-        sec = section(text, "website")
+        sec = receipt_section(text, "website")
         check(sec.startswith("- website: done") and ("link: %s" % old_link) in sec,
               "the update does not keep the post's URL:\n%s" % sec)
         check(not w.fake.posts_with_slug("wp-new"), "a second post was made for the update")
@@ -353,22 +340,9 @@ def config_cases():
 
 def check_no_secret(ws):
     def case():
-        leaks = []
-        for w in ws:
-            files = [w.env.log]
-            for root in (w.env.state, w.env.spool):
-                for dirpath, _, names in os.walk(root):
-                    files += [os.path.join(dirpath, n) for n in names]
-            for path in files:
-                try:
-                    data = read_bytes(path)
-                except OSError:
-                    continue
-                for s in SECRETS:
-                    basic = base64.b64encode(("%s:%s" % (USER, s)).encode())
-                    if s.encode() in data or basic in data:
-                        leaks.append(path)
-        check(not leaks, "a password or token appears in: %s" % ", ".join(sorted(set(leaks))))
+        needles = [s.encode() for s in SECRETS] + [base64.b64encode(("%s:%s" % (USER, s)).encode()) for s in SECRETS]
+        leaks = files_holding(needles, [w.env.log for w in ws], [r for w in ws for r in (w.env.state, w.env.spool)])
+        check(not leaks, "a password or token appears in: %s" % ", ".join(leaks))
         check(len(ws) >= 3, "too few trees were checked")
     S.case("no password in any log, state file or receipt", case)
 
