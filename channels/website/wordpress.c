@@ -214,9 +214,14 @@ static void wp_classify(const prakat_http_response *r, WpOutcome *ret) {
         wp_plain_text(json_string_value(json_object_get(j, "message")), message, sizeof message);
         snprintf(ret->code, sizeof ret->code, "%s", code ? code : "");
         ret->data = json_incref(json_object_get(j, "data"));
-        if (json_is_object(j))
+        bool envelope = json_is_object(j);
+        if (envelope)
                 snprintf(ret->text, sizeof ret->text, "WordPress error %ld%s%s: %s", r->status, code ? " " : "",
                          code ? code : "", message[0] ? message : "(no message)");
+        else if (r->status == 404)
+                snprintf(ret->text, sizeof ret->text, "no WordPress REST API at wordpress_url (404 without JSON): is "
+                         "the address right, and are WordPress's permalinks other than \"Plain\" (the API is at "
+                         "/wp-json/)?");
         else
                 snprintf(ret->text, sizeof ret->text, "WordPress error %ld (the answer is not WordPress's JSON: "
                          "the site or a proxy in front of it failed)", r->status);
@@ -224,6 +229,8 @@ static void wp_classify(const prakat_http_response *r, WpOutcome *ret) {
 
         if (r->status == 401 || r->status == 403)
                 ret->klass = WP_AUTH;
+        else if (r->status == 404 && !envelope)
+                ret->klass = WP_PERMANENT;
         else if (r->status == 404 && strcmp(ret->code, "rest_no_route") == 0) {
                 ret->klass = WP_PERMANENT;
                 size_t n = strlen(ret->text);

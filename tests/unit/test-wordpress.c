@@ -190,6 +190,7 @@ static void test_classify(void **state) {
                 { response(0, 500, "{\"code\":\"internal_server_error\",\"message\":\"<p>critical</p>\"}"), WP_AMBIGUOUS,
                   "WordPress error 500 internal_server_error: critical" },
                 { response(0, 502, "<html>Bad Gateway</html>"), WP_AMBIGUOUS, "not WordPress's JSON" },
+                { response(0, 404, "<html>Not Found</html>"), WP_PERMANENT, "permalinks other than \"Plain\"" },
                 { response(0, 429, "{}"), WP_AMBIGUOUS, "429" },
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -328,6 +329,23 @@ static void test_config(void **state) {
         chmod(path, 0600);
         assert_int_equal(configure_with(f, ok, 3, error, sizeof error), 0);
         assert_string_equal(f->wp->api, "https://x.go.th/wp-json/wp/v2");
+        wordpress_free(f->wp);
+        f->wp = NULL;
+
+        /* A systemd credential: read from $CREDENTIALS_DIRECTORY, whatever the file's mode. */
+        prakat_config_entry cred[] = { { "wordpress_url", "https://x.go.th", 1 }, { "wordpress_user", "u", 2 },
+                                       { "wordpress_password_credential", "wp.password", 3 } };
+        assert_int_equal(setenv("CREDENTIALS_DIRECTORY", f->root, 1), 0);
+        chmod(path, 0640);
+        assert_int_equal(configure_with(f, cred, 3, error, sizeof error), 0);
+        unsetenv("CREDENTIALS_DIRECTORY");
+        assert_string_equal(f->wp->password, PASSWORD_PLAIN);
+        prakat_config_entry both[] = { { "wordpress_password_file", "a", 1 }, { "wordpress_password_credential", "b", 2 } };
+        WordPress *kept = f->wp;
+        f->wp = NULL;
+        assert_int_equal(configure_with(f, both, 2, error, sizeof error), -EINVAL);
+        assert_non_null(strstr(error, "set only one of wordpress_password_file and wordpress_password_credential"));
+        f->wp = kept;
         char *expected = wp_base64((const unsigned char *) "u:" PASSWORD_PLAIN, strlen("u:" PASSWORD_PLAIN));
         assert_non_null(strstr(f->wp->authorization, expected) ? expected : NULL);
         free(expected);
