@@ -872,6 +872,8 @@ static void on_post(void *userdata, const prakat_http_response *resp) {
         Outcome o;
 
         s->call = NULL;
+        if (kind != ANSWER_THROTTLED)
+                l->throttled_until = 0; /* LINE answered something else: the slow-down is over */
         switch (kind) {
         case ANSWER_ACCEPTED:
                 send_accepted(s, request_id_of(resp, "x-line-request-id"), false);
@@ -959,14 +961,33 @@ static bool send_check_key_age(Send *s) {
         return send_save_key(s);
 }
 
+/*
+ * After LINE's 429, until it answers anything else: one send at a time, 3600/rate_per_hour apart.
+ * Checked before the quota is read and again right before the POST (another send may have met the
+ * 429 meanwhile).  True when the send was held.
+ */
+static bool send_wait_throttle(Send *s, prakat_usec_t now) {
+        Line *l = s->line;
+        char span[32];
+
+        if (l->throttled_until <= now)
+                return false;
+        send_retry(s, l->throttled_until - now, "LINE ขอให้ส่งช้าลง (429) ยังไม่ได้ส่ง จะส่งเมื่อถึงคิว",
+                   "held: LINE asked to slow down (429); not sent yet, next possible in %s",
+                   format_span(l->throttled_until - now, span));
+        return true;
+}
+
 static void send_post(Send *s) {
         Line *l = s->line;
         prakat_usec_t now = l->host->now(l->host);
         const char *path = s->endpoint == LINE_ENDPOINT_NARROWCAST ? "/v2/bot/message/narrowcast" :
                                                                      "/v2/bot/message/broadcast";
 
-        if (!send_check_key_age(s))
+        if (!send_check_key_age(s) || send_wait_throttle(s, now))
                 return;
+        if (l->throttled_until) /* this one tries; the next waits a full gap */
+                l->throttled_until = now + USEC_PER_HOUR / (l->rate_per_hour ? l->rate_per_hour : 1);
         s->step = STEP_POST;
         if (s->key.first_sent == 0) {
                 s->key.first_sent = now;
@@ -1062,10 +1083,10 @@ static void send_start(Send *s) {
         prakat_usec_t now = l->host->now(l->host), wait;
         char span[32];
 
+        if (send_wait_throttle(s, now))
+                return;
         line_window_expire(&l->window, now, USEC_PER_HOUR);
         wait = line_window_wait(&l->window, now, USEC_PER_HOUR);
-        if (l->throttled_until > now && l->throttled_until - now > wait)
-                wait = l->throttled_until - now;
         if (wait > 0) {
                 send_retry(s, wait, "ระงับไว้ชั่วคราว: ครบจำนวนการส่ง LINE ต่อชั่วโมงแล้ว จะส่งเมื่อถึงคิว",
                            "held: %u LINE broadcast/narrowcast requests an hour is the limit (rate_per_hour) and "

@@ -490,7 +490,7 @@ class FakeServer:
             entry["fault"] = fault.kind
             if fault.kind == "timeout":
                 seconds = fault.params.get("seconds")
-                if seconds is None or not self._hold(h, float(seconds)):
+                if not self._hold(h, None if seconds is None else float(seconds)):
                     self._drop(h)
                     return None
             else:
@@ -512,7 +512,7 @@ class FakeServer:
             return None
         if fired is not None and fired.kind == "timeout_after_create":
             seconds = fired.params.get("seconds")
-            if seconds is None or not self._hold(h, float(seconds)):
+            if not self._hold(h, None if seconds is None else float(seconds)):
                 self._drop(h)
                 return None
         self._send(h, resp)

@@ -77,7 +77,7 @@ class Tower(AgentProcess):
 class World:
     """The fakes, the broker, the towers (started) and one prakatd (not started) configured for them."""
 
-    def __init__(self, suite, tag, facebook_extra="", line_extra="", tower_extra="", **env_kw):
+    def __init__(self, suite, tag, facebook_extra="", line_extra="rate_per_hour = 3600\n", tower_extra="", **env_kw):
         self.prefix = "bokaeo/%s" % tag
         self.broker = Broker(suite.tmpdir("broker")).start()
         self.fb_token = "EAAGfault%s" % secrets.token_hex(16)
@@ -94,7 +94,7 @@ class World:
         sections = (
             "[channel facebook]\nplugin = facebook\npage_id = %s\ntoken_file = facebook.token\napi_base = %s\n"
             "timeout = 2s\n%s\n"
-            "[channel line]\nplugin = line\ntoken_file = line.token\napi_base = %s\nrate_per_hour = 3600\n"
+            "[channel line]\nplugin = line\ntoken_file = line.token\napi_base = %s\n"
             "timeout = 2s\n%s\n"
             "[channel tower]\nplugin = tower\nbroker = mqtt://127.0.0.1:%d\ntopic_prefix = %s\nvillages = 1-3\n"
             "client_id = prakatd-%s\ngap = 1s\n%s\n" % (PAGE, fb_base, facebook_extra, line_base, line_extra,
