@@ -1000,9 +1000,11 @@ static void wp_task_published(WpTask *t, json_t *post) {
                 link = json_string_value(json_object_get(t->record, "link"));
         int r = wp_task_record_media(t);
         if (r < 0) {
-                /* Done on WordPress all the same; a retry finds the post by its slug. */
-                wp->host->log(wp->host, PRAKAT_LOG_WARNING, t->id, "Failed to record post %ld in %s: %s, ignoring",
-                              t->post_id, wp->posts_dir, strerror(-r));
+                /* Not done until it is on disk; the retry finds the post by its slug and updates it. */
+                wp->host->log(wp->host, PRAKAT_LOG_ERR, t->id, "Failed to record post %ld in %s: %s", t->post_id,
+                              wp->posts_dir, strerror(-r));
+                wp_task_retry_errno(t, "cannot record the WordPress post in the state folder", r);
+                return;
         }
         if (t->replaces) {
                 json_t *old = wp_record_read(wp, t->replaces);
