@@ -46,7 +46,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEBIAN_PKGS := build-essential pkg-config libsystemd-dev libcurl4-openssl-dev libjansson-dev \
                libmosquitto-dev libinih-dev libcmocka-dev mosquitto mosquitto-clients \
-               python3 python3-feedparser chromium valgrind openssh-server
+               python3 python3-feedparser chromium valgrind openssh-server vsftpd
 
 .PHONY: all deps run check check-unit check-integration check-asan bench clean
 all: $(BUILD)/prakatd $(BUILD)/prakat $(TOWER_BIN) $(PLUGINS) $(UNIT_BIN)

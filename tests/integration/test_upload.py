@@ -29,6 +29,8 @@ S = Suite("upload")
 require_build(S)
 
 SSHD = "/usr/sbin/sshd"
+VSFTPD = "/usr/sbin/vsftpd"
+FTP_USER = "prakat-ftp-test"
 TMP_PREFIX = ".prakat-up-"
 
 
@@ -129,6 +131,95 @@ class Sshd:
     def upload_config(self, extra=""):
         return ("upload = sftp://root@127.0.0.1:%d%s\nupload_key_file = %s\nupload_known_hosts = %s\n%s"
                 % (self.port, self.www, self.client_key, self.known_hosts, extra))
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def make_ca(d, name):
+    """A CA and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
+    ca_key, ca = os.path.join(d, name + "-ca.key"), os.path.join(d, name + "-ca.pem")
+    key, csr, cert = (os.path.join(d, name + x) for x in ("-server.key", "-server.csr", "-server.pem"))
+    ext = os.path.join(d, name + "-ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+            "-subj", "/CN=prakat test CA " + name)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2",
+            "-extfile", ext)
+    return ca, cert, key
+
+
+class Vsftpd:
+    """vsftpd with explicit TLS (AUTH TLS) on a spare port; TMP/ftp/{vsftpd.conf, host/www}. The login is
+    a local user made for the test (vsftpd authenticates through PAM), removed at the end."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "ftp")
+        self.host = os.path.join(self.dir, "host")
+        self.www = os.path.join(self.host, "www")
+        os.makedirs(self.www)
+        os.makedirs(os.path.join(self.dir, "empty"))
+        os.chmod(tmp, 0o755)  # the FTP user must reach its folder
+        self.port = free_port()
+        self.password = "Test-%d-pw" % os.getpid()
+        self.ca, self.cert, self.key = make_ca(self.dir, "good")
+        self.other_ca = make_ca(self.dir, "other")[0]
+        if subprocess.run(["id", FTP_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+            subprocess.run(["useradd", "-M", "-d", self.host, "-s", "/bin/sh", FTP_USER], check=True)
+        subprocess.run(["chpasswd"], input=("%s:%s\n" % (FTP_USER, self.password)).encode(), check=True)
+        subprocess.run(["chown", "-R", FTP_USER, self.host], check=True)
+        self.password_file = os.path.join(self.dir, "password")
+        with open(self.password_file, "w") as f:
+            f.write(self.password + "\n")
+        os.chmod(self.password_file, 0o600)
+        self.log = os.path.join(self.dir, "vsftpd.log")
+        self.proc = None
+
+    def start(self):
+        conf = os.path.join(self.dir, "vsftpd.conf")
+        pasv = free_port()
+        with open(conf, "w") as f:
+            f.write("listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port=%d\nbackground=NO\n"
+                    "anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\nlocal_root=%s\n"
+                    "pam_service_name=vsftpd\nssl_enable=YES\nallow_anon_ssl=NO\nforce_local_data_ssl=YES\n"
+                    "force_local_logins_ssl=YES\nrequire_ssl_reuse=NO\nrsa_cert_file=%s\nrsa_private_key_file=%s\n"
+                    "pasv_enable=YES\npasv_min_port=%d\npasv_max_port=%d\npasv_address=127.0.0.1\n"
+                    "secure_chroot_dir=%s/empty\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n"
+                    "vsftpd_log_file=%s\nxferlog_enable=YES\n"
+                    % (self.port, self.host, self.cert, self.key, pasv, pasv + 20 if pasv < 65000 else pasv,
+                       self.dir, self.log))
+        self.proc = subprocess.Popen([VSFTPD, conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                check(self.proc.poll() is None, "vsftpd exited")
+                return False
+        wait_for(listening, what="vsftpd listening on %d" % self.port)
+        return self
+
+    def kill_sessions(self):
+        for pid in descendants(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.kill_sessions()
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def upload_config(self, ca=None, password_file=None):
+        return ("upload = ftps://%s@127.0.0.1:%d/www\nupload_password_file = %s\nupload_ca_file = %s\n"
+                % (FTP_USER, self.port, password_file or self.password_file, ca or self.ca))
 
 
 SSHDS = []
@@ -429,6 +520,78 @@ def disk_full():
         subprocess.run(["umount", "-l", sshd.www], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def ftps():
+    if not os.access(VSFTPD, os.X_OK):
+        print("SKIP: upload: FTPS (%s is missing; make deps installs vsftpd)" % VSFTPD, flush=True)
+        return
+    tmp = S.tmpdir("ftps")
+    ftp = Vsftpd(tmp)
+    SSHDS.append(ftp)
+    ftp.start()
+    env = S.env("ftps-env", website_extra=ftp.upload_config())
+    d = S.daemon(env)
+    d.start()
+
+    def mirror():
+        env.drop("a.txt", announce(1))
+        env.drop_bundle("photo", {"announcement.txt": "หัวข้อ: ภาพ\nไฟล์แนบ: p.png\n\nภาพ\n", "p.png": tiny_png(5, 5)})
+        env.wait_published("a.txt")
+        env.wait_published("photo")
+        wait_mirrored(env, ftp)
+    S.case("upload: FTPS (vsftpd, AUTH TLS): the host mirrors the site", mirror)
+
+    def update_and_withdraw():
+        before_local, before_host = tree(env.site), stamps(ftp.www)
+        env.drop("b.txt", announce(2))
+        env.wait_published("b.txt")
+        wait_mirrored(env, ftp)
+        after_local, after_host = tree(env.site), stamps(ftp.www)
+        changed_local = {p for p in after_local if before_local.get(p) != after_local[p]}
+        touched_host = {p for p in after_host if before_host.get(p) != after_host[p]}
+        check(touched_host == changed_local, "uploaded %s, but the changed files are %s" %
+              (sorted(touched_host), sorted(changed_local)))
+        id2 = env.receipt_for("photo")[1]
+        env.drop("cancel.txt", "Cancel: %s\n\nยกเลิก\n" % id2)
+        env.wait_published("cancel.txt")
+        wait_mirrored(env, ftp)
+    S.case("upload: FTPS: only changed files, and removals", update_and_withdraw)
+
+    def cut():
+        env.drop_bundle("big", {"announcement.txt": "หัวข้อ: ไฟล์ใหญ่\nไฟล์แนบ: big.bin\n\nไฟล์\n",
+                                "big.bin": os.urandom(15 * 1024 * 1024)})
+        wait_for(lambda: glob.glob(os.path.join(ftp.www, "files", "*", TMP_PREFIX + "*")), interval=0.005,
+                 what="the big file to start arriving")
+        ftp.kill_sessions()
+        env.wait_published("big", timeout=TIMEOUT * 3)
+        wait_mirrored(env, ftp)
+    S.case("upload: FTPS: connection cut mid-file: retried, complete, no temporary file", cut)
+    S.stop_daemon(d, "upload: FTPS daemon stops cleanly")
+
+    def wrong_ca():
+        env2 = S.env("ftps-ca-env", website_extra=ftp.upload_config(ca=ftp.other_ca))
+        d2 = S.daemon(env2)
+        d2.start()
+        env2.drop("a.txt", announce(1))
+        d2.wait_log("TLS certificate of 127.0.0.1:%d was refused" % ftp.port)
+        check(not env2.receipt_for("a.txt"), "published to a host whose certificate was refused")
+        S.stop_daemon(d2, "upload: FTPS wrong-CA daemon stops cleanly")
+    S.case("upload: FTPS: a certificate from another CA is refused, clearly", wrong_ca)
+
+    def wrong_password():
+        bad = os.path.join(ftp.dir, "bad-password")
+        with open(bad, "w") as f:
+            f.write("not-the-password\n")
+        os.chmod(bad, 0o600)
+        env3 = S.env("ftps-pw-env", website_extra=ftp.upload_config(password_file=bad))
+        d3 = S.daemon(env3)
+        d3.start()
+        env3.drop("a.txt", announce(1))
+        d3.wait_log("refused the login")
+        check(ftp.password not in read_text(env3.log), "the password is in the log")
+        S.stop_daemon(d3, "upload: FTPS wrong-password daemon stops cleanly")
+    S.case("upload: FTPS: a wrong password is a clear error", wrong_password)
+
+
 def main():
     if not os.access(SSHD, os.X_OK):
         S.result("upload: sshd present", False, "%s is missing (make deps installs openssh-server)" % SSHD)
@@ -439,12 +602,14 @@ def main():
         S.group("upload: host key", host_key_changed)
         S.group("upload: credentials", wrong_key_and_config)
         S.group("upload: disk full", disk_full)
+        S.group("upload: FTPS", ftps)
     finally:
         for s in SSHDS:
             try:
                 s.stop()
             except Exception:
                 pass
+        subprocess.run(["userdel", FTP_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     S.finish()
 
 
