@@ -10,6 +10,11 @@ answering are retried until the site is complete, with no temporary file left; a
 host is a clear error, retried once there is room; a changed host key and a key the host does not
 accept are refused with messages that say so (log, prakat show, prakat status); `prakat site sync`
 puts back files the host lost.
+
+FTPS (explicit, AUTH TLS) against Debian's vsftpd the same way, with a CA and certificate made by the
+test: mirror, only changed files, removals, the connection cut mid-file, a certificate from another CA
+and a wrong password.  vsftpd logs in local users through PAM, so the test adds the user
+prakat-ftp-test (with a random password) and removes it at the end.  Needs root.
 """
 
 import glob
