@@ -214,6 +214,20 @@ def main_cases():
         w.fake.clear_faults()
     S.case("a 400 from WordPress fails the job with its message", validation)
 
+    def foreign_slug():
+        with w.fake.lock:
+            pid = w.fake._new_id()
+            w.fake.posts[pid] = {"id": pid, "date": "2026-01-05T10:00:00", "modified": "2026-01-05T10:00:00",
+                                 "slug": "wp-foreign", "status": "publish", "title": "เรื่องที่คนเขียนเอง",
+                                 "content": "<p>hand-written</p>", "featured_media": 0, "categories": [1]}
+        name = w.drop("wp-foreign", "ประกาศที่ชนกับเรื่องเดิม", extra="ช่องทาง: website")
+        sec = receipt_section(w.receipt(name), "website")
+        check(sec.startswith("- website: failed") and "prakat did not make already has the address" in sec,
+              "not failed with the reason:\n%s" % sec)
+        check(len(w.fake.posts_with_slug("wp-foreign")) == 1 and w.fake.post(pid)["title"] == "เรื่องที่คนเขียนเอง",
+              "the hand-written post was changed or a second one made")
+    S.case("a post prakat did not make with the id's slug: failed with the reason, that post untouched", foreign_slug)
+
     def replaces_and_cancel():
         w.drop("wp-old", "ประกาศรับสมัครงาน", "รับสมัคร 2 ตำแหน่ง", extra="ช่องทาง: website")
         _, old, old_link = check_done(w, "wp-old.txt", "wp-old")
