@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
 from harness import (PLUGIN_DIR, TIMEOUT, VILLAGES, Suite, check, make_env, require_build,  # noqa: E402
                      tiny_png, wait_for)
 from channel_checks import files_holding, receipt_section, write_secret  # noqa: E402
-from fake_platforms import FakeFacebook  # noqa: E402
+from fake_platforms import FakeFacebook, FakeLine  # noqa: E402
 from fake_wordpress import FakeWordPress  # noqa: E402
 
 S = Suite("wordpress")
@@ -57,7 +57,7 @@ class Wp:
         self.password = new_password()
         self.fake = FakeWordPress(user=USER, password=self.password, site=SITE)
         self.url = self.fake.start()
-        self.fb = None
+        self.fb = self.line = None
         self.tmp = S.tmpdir(tag)
         self.env = make_env(self.tmp)
         self.password_path = os.path.join(self.tmp, "wordpress.password")
@@ -76,6 +76,13 @@ class Wp:
             write_secret(os.path.join(self.tmp, "facebook.token"), token)
             text += ("[channel facebook]\nplugin = facebook\npage_id = %s\ntoken_file = facebook.token\n"
                      "api_base = %s\ntimeout = 2s\nhealth_interval = 1s\n" % (PAGE, api))
+            token = "line%s" % secrets.token_hex(16)
+            SECRETS.append(token)
+            self.line = FakeLine(token=token)
+            api = self.line.start()
+            write_secret(os.path.join(self.tmp, "line.token"), token)
+            text += ("[channel line]\nplugin = line\ntoken_file = line.token\napi_base = %s\nhealth_interval = 2s\n"
+                     % api)
         self.env.write_config(text=text)
         self.d = S.daemon(self.env)
         if start:
@@ -88,8 +95,9 @@ class Wp:
     def stop(self, name):
         S.stop_daemon(self.d, name)
         self.fake.stop()
-        if self.fb:
-            self.fb.stop()
+        for fake in (self.fb, self.line):
+            if fake:
+                fake.stop()
 
     def drop(self, id, title, body="รายละเอียดของประกาศ", extra=""):
         self.env.drop("%s.txt" % id, "รหัส: %s\nหัวข้อ: %s\n%s\n%s\n" % (id, title, extra, body))
@@ -161,8 +169,13 @@ def main_cases():
             photos = [dict(p) for p in w.fb.photos.values()]
         check(photos and photos[0]["url"] == by_type["image/png"]["source_url"],
               "Facebook did not get WordPress's picture URL: %s" % photos)
+        check(receipt_section(receipt, "line").startswith("- line: done"), "line not done:\n%s" % receipt)
+        with w.line.lock:
+            sent = json.dumps([m["messages"] for m in w.line.sent], ensure_ascii=False)
+        check(link in sent and by_type["image/png"]["source_url"] in sent,
+              "LINE does not link to the WordPress post %s and its picture: %s" % (link, sent[:1500]))
     S.case("publish with a picture and a PDF: one post, media attached, category, escaped, link used by "
-           "the receipt and Facebook", publish_with_files)
+           "the receipt, Facebook and LINE", publish_with_files)
 
     def existing_category():
         w.drop("wp-cat-1", "หมวดเดิม 1", extra="หมวด: ข่าวจัดซื้อจัดจ้าง\nช่องทาง: website")
