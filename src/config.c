@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <grp.h>
 #include <limits.h>
 
 #include "inifile.h"
@@ -92,6 +93,19 @@ static bool handle_prakat(Parser *p, const char *name, const char *value) {
                                            value);
                 return true;
         }
+        if (streq(name, "control_group")) {
+                struct group gr, *result = NULL;
+                char buf[4096];
+
+                if (getgrnam_r(value, &gr, buf, sizeof buf, &result) != 0 || !result)
+                        return ini_fail(&p->ini, p->ini.line, "control_group = %s: there is no such group on this "
+                                           "machine. Create it (groupadd %s) and add the people who run prakat "
+                                           "commands to it, or remove the line.", value, value);
+                free(c->control_group);
+                c->control_group = xstrdup(value);
+                c->control_gid = result->gr_gid;
+                return true;
+        }
         if (streq(name, "require_approval")) {
                 b = parse_boolean(value);
                 if (b < 0)
@@ -101,7 +115,8 @@ static bool handle_prakat(Parser *p, const char *name, const char *value) {
         }
         return ini_fail(&p->ini, p->ini.line, "unknown key '%s' in [prakat]. Known keys: spool, state, timezone, "
                            "settle, max_file_size, max_attachments, retry_min, retry_max, give_up_after, "
-                           "require_approval, plugin_dir, runtime_dir, default_category. Check the spelling.",
+                           "require_approval, plugin_dir, runtime_dir, control_group, default_category. Check "
+                           "the spelling.",
                            name);
 }
 
@@ -277,6 +292,7 @@ void config_free(Config *c) {
         free(c->spool);
         free(c->state);
         free(c->runtime_dir);
+        free(c->control_group);
         free(c->timezone);
         free(c->plugin_dir);
         free(c->default_category);

@@ -23,6 +23,8 @@ typedef struct Config {
         uint64_t max_file_size;
         unsigned max_attachments;
         bool require_approval;
+        char *control_group;  /* who may use the control socket; NULL: the daemon's own group */
+        gid_t control_gid;
         char *village_names[VILLAGE_MAX + 1]; /* index = village number; NULL when not configured */
         unsigned n_villages;
         ChannelConfig *channels;

@@ -31,6 +31,7 @@ struct Client {
         Control *control;
         int fd;
         uid_t uid; /* of the peer: who approves or rejects */
+        bool denied; /* not in control_group: every request gets "not allowed" */
         sd_event_source *io, *timeout;
         StrBuf in;
         char *out;
@@ -192,7 +193,15 @@ static json_t *control_dispatch(Control *c, Client *k, const char *line) {
         json_t *request = json_loads(line, 0, &error), *reply;
         const char *command = request ? json_string_value(json_object_get(request, "command")) : NULL;
 
-        if (!command)
+        if (k->denied) {
+                _cleanup_free_ char *user = user_name(k->uid);
+                _cleanup_free_ char *en = xasprintf("not allowed: %s is not in the group %s (control_group)", user,
+                                                    c->m->config->control_group);
+                _cleanup_free_ char *th = xasprintf("ไม่มีสิทธิ์: ผู้ใช้ %s ไม่ได้อยู่ในกลุ่ม %s (control_group)", user,
+                                                    c->m->config->control_group);
+                reply = reply_error(en, th);
+                json_object_set_new(reply, "not_allowed", json_true());
+        } else if (!command)
                 reply = reply_error("the request is not a JSON object with a \"command\"",
                                     "คำขอไม่ใช่ JSON ที่มี \"command\"");
         else if (streq(command, "status"))
@@ -280,6 +289,26 @@ static int on_client_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
+/*
+ * With control_group set, the socket belongs to that group (mode 0660), and the daemon checks again
+ * itself: root, prakatd's own user, and members of the group (primary or supplementary) may ask.
+ */
+static bool peer_allowed(const Config *config, int fd, const struct ucred *cred) {
+        gid_t groups[256];
+        socklen_t len = sizeof groups;
+
+        if (!config->control_group || cred->uid == 0 || cred->uid == geteuid())
+                return true;
+        if (cred->gid == config->control_gid)
+                return true;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == config->control_gid)
+                        return true;
+        return false;
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Control *c = userdata;
 
@@ -299,7 +328,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 socklen_t len = sizeof cred;
                 k->control = c;
                 k->fd = cfd;
-                k->uid = getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.uid : (uid_t) -1;
+                if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                        cred = (struct ucred) { .uid = (uid_t) -1, .gid = (gid_t) -1 };
+                k->uid = cred.uid;
+                k->denied = !peer_allowed(c->m->config, cfd, &cred);
                 k->next = c->clients;
                 if (c->clients)
                         c->clients->prev = k;
@@ -327,6 +359,23 @@ static int socket_address(const char *runtime_dir, struct sockaddr_un *sa, char 
         return 0;
 }
 
+/* Hands the socket (and the runtime folder, when it is ours) to control_group. */
+static void control_set_group(const Config *config, const char *path) {
+        if (chown(path, (uid_t) -1, config->control_gid) < 0) {
+                log_warning_errno(-errno, "Cannot give the control socket %s to the group %s (control_group); only "
+                                  "root and prakatd's own group can use it. prakatd must be a member of %s "
+                                  "(SupplementaryGroups= in its unit): %m", path, config->control_group,
+                                  config->control_group);
+                return;
+        }
+        /* The folder must let the group in; systemd's RuntimeDirectory= makes it prakatd's, 0750. */
+        struct stat st;
+        if (stat(config->runtime_dir, &st) == 0 && st.st_uid == geteuid() && st.st_gid != config->control_gid &&
+            chown(config->runtime_dir, (uid_t) -1, config->control_gid) < 0)
+                log_warning_errno(-errno, "Cannot give %s to the group %s: %m", config->runtime_dir,
+                                  config->control_group);
+}
+
 int control_new(Manager *m, Control **ret) {
         Control *c = xcalloc(1, sizeof(Control));
         struct sockaddr_un sa;
@@ -348,6 +397,8 @@ int control_new(Manager *m, Control **ret) {
                     listen(c->fd, 16) < 0)
                         r = -errno;
         }
+        if (r >= 0 && m->config->control_group)
+                control_set_group(m->config, c->path);
         if (r >= 0)
                 r = sd_event_add_io(manager_event(m), &c->listen, c->fd, EPOLLIN, on_accept, c);
         if (r < 0) {

@@ -242,17 +242,34 @@ static int cmd_show(const Options *o, int argc, char **argv) {
         return EX_OK;
 }
 
+/* ---- asking the daemon ---- */
+
+/* The control socket refused us (EACCES): not a daemon that is down.  Says so and returns EX_NOPERM. */
+static int control_refused(const Config *config, int r) {
+        if (r != -EACCES && r != -EPERM)
+                return 0;
+        fprintf(stderr, "prakat: ไม่มีสิทธิ์ใช้ %s/%s / not allowed to use prakatd's control socket %s/%s. "
+                        "Ask the administrator to add you to the group %s.\n",
+                config->runtime_dir, CONTROL_SOCKET_NAME, config->runtime_dir, CONTROL_SOCKET_NAME,
+                config->control_group ? config->control_group : "that owns it (control_group in prakat.conf)");
+        return EX_NOPERM;
+}
+
 /* ---- status ---- */
 
 static int cmd_status(const Options *o, int argc, char **argv) {
         Config *config = NULL;
         json_t *reply = NULL, *channels;
         size_t i;
-        int r;
+        int r, k;
 
         if ((r = load_config(o, &config)))
                 return r;
         r = control_call(config->runtime_dir, json_pack("{s:s}", "command", "status"), 10000, &reply);
+        if (r < 0 && (k = control_refused(config, r))) {
+                config_free(config);
+                return k;
+        }
         if (r < 0) {
                 /* The daemon is down (or not answering): say so, and what the state files tell. */
                 Entry **entries = NULL;
@@ -272,6 +289,17 @@ static int cmd_status(const Options *o, int argc, char **argv) {
                                config->runtime_dir, CONTROL_SOCKET_NAME, strerror(-r), n);
                 config_free(config);
                 return EX_UNAVAILABLE;
+        }
+        if (!json_is_true(json_object_get(reply, "ok"))) { /* refused by the daemon (control_group) */
+                if (o->json)
+                        print_json(reply);
+                else
+                        fprintf(stderr, "prakat: %s / %s\n", json_string_value(json_object_get(reply, "error_th")),
+                                json_string_value(json_object_get(reply, "error")));
+                k = json_is_true(json_object_get(reply, "not_allowed")) ? EX_NOPERM : EX_SOFTWARE;
+                json_decref(reply);
+                config_free(config);
+                return k;
         }
         if (o->json)
                 print_json(reply);
@@ -325,18 +353,23 @@ static int ask_daemon(const Options *o, const char *command, int argc, char **ar
                          json_pack("{s:s, s:s, s:s?, s:s?}", "command", command, "id", argv[0], "channel", o->channel,
                                    "reason", o->reason),
                          10000, &reply);
-        config_free(config);
         if (r < 0) {
+                int k = control_refused(config, r);
+                config_free(config);
+                if (k)
+                        return k;
                 fprintf(stderr, "prakat: prakatd is not running (%s), and %s needs it. Start it "
                                 "(systemctl start prakatd) and try again.\n", strerror(-r), command);
                 return EX_UNAVAILABLE;
         }
+        config_free(config);
         if (o->json)
                 print_json(reply);
         if (!json_is_true(json_object_get(reply, "ok"))) {
                 fprintf(stderr, "prakat: %s / %s\n", json_string_value(json_object_get(reply, "error_th")),
                         json_string_value(json_object_get(reply, "error")));
-                r = strstr(json_string_value(json_object_get(reply, "error")) ?: "", "no announcement") ? EX_NOINPUT :
+                r = json_is_true(json_object_get(reply, "not_allowed"))                              ? EX_NOPERM :
+                    strstr(json_string_value(json_object_get(reply, "error")) ?: "", "no announcement") ? EX_NOINPUT :
                                                                                                      EX_DATAERR;
         } else {
                 if (!o->json)
@@ -701,12 +734,16 @@ static int cmd_site(const Options *o, int argc, char **argv) {
                          json_pack("{s:s, s:s, s:s?}", "command", "channel-command", "action", "site-sync", "channel",
                                    o->channel),
                          10000, &reply);
-        config_free(config);
         if (r < 0) {
+                int k = control_refused(config, r);
+                config_free(config);
+                if (k)
+                        return k;
                 fprintf(stderr, "prakat: prakatd is not running (%s), and site sync needs it: it does the uploads. "
                                 "Start it and try again.\n", strerror(-r));
                 return EX_UNAVAILABLE;
         }
+        config_free(config);
         channels = json_object_get(reply, "channels");
         if (o->json)
                 print_json(reply);
