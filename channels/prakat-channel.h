@@ -266,8 +266,11 @@ struct prakat_host {
          * (login or permission refused), -ENOSPC (the host's disk is full), -EPROTO (TLS certificate
          * refused), -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -ENOENT (local file missing), -EIO
          * (anything else).  response->error_text then says what failed, with the fix where there is
-         * one; response->status is the last FTP reply code (0 for SFTP); there is no body.  Cancel a
-         * call with http_cancel().
+         * one; response->status is the last FTP reply or SFTP status code; there is no body.  Cancel a
+         * call with http_cancel().  Returns 0 when the transfer started; -EINVAL for a malformed url
+         * or rename_to, -EPROTONOSUPPORT for a scheme other than sftp:// and ftp://, -EPERM for SFTP
+         * without known_hosts_file or FTP without require_tls, or the errno of opening local_path
+         * (and `done` is then not called).
          */
         int (*transfer_upload)(const prakat_host *host, const prakat_transfer *transfer, prakat_http_done_fn done,
                                void *userdata, prakat_http_call **ret_call);

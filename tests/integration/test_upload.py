@@ -19,6 +19,7 @@ prakat-ftp-test (with a random password) and removes it at the end.  Needs root.
 
 import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -169,7 +170,7 @@ class Vsftpd:
         os.makedirs(os.path.join(self.dir, "empty"))
         os.chmod(tmp, 0o755)  # the FTP user must reach its folder
         self.port = free_port()
-        self.password = "Test-%d-pw" % os.getpid()
+        self.password = "Test-" + secrets.token_hex(12)
         self.ca, self.cert, self.key = make_ca(self.dir, "good")
         self.other_ca = make_ca(self.dir, "other")[0]
         if subprocess.run(["id", FTP_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
