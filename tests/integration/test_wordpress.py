@@ -31,6 +31,10 @@ from fake_wordpress import FakeWordPress  # noqa: E402
 
 S = Suite("wordpress")
 require_build(S)
+for plugin in ("facebook.so", "line.so"):
+    if not os.path.exists(os.path.join(PLUGIN_DIR, plugin)):
+        S.result("wordpress: plugin %s built" % plugin, False, "%s is missing" % os.path.join(PLUGIN_DIR, plugin))
+        S.finish()
 
 USER = "prakat"
 SITE = "https://bokaeo.go.th"
