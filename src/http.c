@@ -96,7 +96,7 @@ struct prakat_http_call {
         prakat_http_done_fn done;
         void *userdata;
         prakat_http_call *next, *prev;
-        TransferState *transfer; /* only for an upload (transfer.c-like part below) */
+        TransferState *transfer; /* only for an upload: see "uploads" below */
 };
 
 struct HttpClient {
@@ -660,6 +660,36 @@ int http_client_upload(HttpClient *c, const prakat_transfer *t, prakat_http_done
         return http_call_start(c, call, ret_call);
 }
 
+/*
+ * What an operator reads when an upload fails: each text takes the host, then libcurl's detail.
+ * libssh2 reports a connection cut mid-file and OpenSSH's plain failure status (its answer to a
+ * full disk) alike, so CURLE_SSH names both.
+ */
+static const struct {
+        CURLcode code;
+        int error;
+        const char *text;
+} transfer_failures[] = {
+        { CURLE_LOGIN_DENIED, -EACCES, "%s refused the login (%s): check the user in upload = and the key or password" },
+        { CURLE_REMOTE_ACCESS_DENIED, -EACCES,
+          "%s refused access (%s): check the folder in upload = and its permissions" },
+        { CURLE_REMOTE_DISK_FULL, -ENOSPC, "the disk of %s is full (%s)" },
+        { CURLE_READ_ERROR, -ENOENT, "cannot read the local file to upload to %s (%s)" },
+        { CURLE_FILE_COULDNT_READ_FILE, -ENOENT, "cannot read the local file to upload to %s (%s)" },
+        { CURLE_USE_SSL_FAILED, -EPROTO, "%s does not offer TLS (%s): refused to log in without it" },
+        { CURLE_PEER_FAILED_VERIFICATION, -EPROTO,
+          "the TLS certificate of %s was refused (%s): check upload_ca_file and the host name in upload =" },
+        { CURLE_SSL_CONNECT_ERROR, -EPROTO,
+          "the TLS certificate of %s was refused (%s): check upload_ca_file and the host name in upload =" },
+        { CURLE_SSL_CACERT_BADFILE, -EPROTO,
+          "the TLS certificate of %s was refused (%s): check upload_ca_file and the host name in upload =" },
+        { CURLE_UPLOAD_FAILED, -EIO, "%s did not store the file (%s): is its disk full, or the folder not writable?" },
+        { CURLE_QUOTE_ERROR, -EIO, "%s did not store the file (%s): is its disk full, or the folder not writable?" },
+        { CURLE_SSH, -EIO,
+          "the upload to %s broke off (%s): the connection dropped, or the host could not store the file (is its "
+          "disk full, or the folder not writable?)" },
+};
+
 /* The errno and the operator's message for a finished upload. */
 static int transfer_finish_response(prakat_http_call *call, CURLcode code, prakat_http_response *response) {
         TransferState *t = call->transfer;
@@ -684,59 +714,13 @@ static int transfer_finish_response(prakat_http_call *call, CURLcode code, praka
                                                "ssh-keyscan [-p PORT] HOST >> %s)",
                                                t->host, t->known_hosts, t->known_hosts);
         } else {
-                switch (code) {
-                case CURLE_LOGIN_DENIED:
-                        error = -EACCES;
-                        t->message = xasprintf("%s refused the login (%s): check the user in upload = and the "
-                                               "key or password", t->host, detail);
-                        break;
-                case CURLE_REMOTE_ACCESS_DENIED:
-                        error = -EACCES;
-                        t->message = xasprintf("%s refused access (%s): check the folder in upload = and its "
-                                               "permissions", t->host, detail);
-                        break;
-                case CURLE_REMOTE_DISK_FULL:
-                        error = -ENOSPC;
-                        t->message = xasprintf("the disk of %s is full (%s)", t->host, detail);
-                        break;
-                case CURLE_READ_ERROR:
-                case CURLE_FILE_COULDNT_READ_FILE:
-                        error = -ENOENT;
-                        t->message = xasprintf("cannot read the local file to upload to %s (%s)", t->host, detail);
-                        break;
-                case CURLE_USE_SSL_FAILED:
-                        error = -EPROTO;
-                        t->message = xasprintf("%s does not offer TLS (AUTH TLS): refused to log in without it",
-                                               t->host);
-                        break;
-                case CURLE_PEER_FAILED_VERIFICATION:
-                case CURLE_SSL_CONNECT_ERROR:
-                case CURLE_SSL_CACERT_BADFILE:
-                        error = -EPROTO;
-                        t->message = xasprintf("the TLS certificate of %s was refused (%s): check upload_ca_file "
-                                               "and the host name in upload =", t->host, detail);
-                        break;
-                case CURLE_UPLOAD_FAILED:
-                case CURLE_QUOTE_ERROR:
-                        error = -EIO;
-                        t->message = xasprintf("%s did not store the file (%s): is its disk full, or the folder "
-                                               "not writable?", t->host, detail);
-                        break;
-                case CURLE_SSH:
-                        /*
-                         * libssh2 reports a connection cut mid-file and OpenSSH's plain failure status (its
-                         * answer to a full disk) alike: say both.
-                         */
-                        error = -EIO;
-                        t->message = xasprintf("the upload to %s broke off (%s): the connection dropped, or the "
-                                               "host could not store the file (is its disk full, or the folder "
-                                               "not writable?)", t->host, detail);
-                        break;
-                default:
-                        error = curl_code_to_errno(code, false);
-                        t->message = xasprintf("uploading to %s failed: %s", t->host, detail);
-                        break;
-                }
+                size_t i = 0;
+                while (i < ELEMENTSOF(transfer_failures) && transfer_failures[i].code != code)
+                        i++;
+                error = i < ELEMENTSOF(transfer_failures) ? transfer_failures[i].error : curl_code_to_errno(code, false);
+                t->message = xasprintf(i < ELEMENTSOF(transfer_failures) ? transfer_failures[i].text :
+                                                                           "uploading to %s failed: %s",
+                                       t->host, detail);
         }
         response->error_text = t->message;
         return error;

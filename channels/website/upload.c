@@ -38,7 +38,7 @@
 #define MAX_TIMEOUT_USEC (60ULL * 60 * 1000000)
 
 typedef struct ManifestEntry {
-        char *path; /* relative to output */
+        char *path; /* relative to output; first, for path_position() */
         uint64_t size;
         int64_t mtime_ns; /* of the local file when it went up: the quick check at start */
         uint64_t hash;    /* FNV-1a 64 of the content: tells a rewrite from a change */
@@ -156,16 +156,16 @@ static void buf_put_url_path(PluginBuf *b, const char *path) {
 /* ------------------------------------------------------------------------------------------------ */
 /* The manifest and the list of files to check */
 
-static int entry_compare(const void *key, const void *element) {
-        return strcmp(key, ((const ManifestEntry *) element)->path);
-}
-
-/* The position of `path`, or where it would go; *ret_found says which. */
-static size_t entry_position(const Upload *u, const char *path, bool *ret_found) {
-        size_t lo = 0, hi = u->n_entries;
+/*
+ * The position of `path` in a sorted array of `n` elements of `size` bytes that each start with
+ * their path (a char *), or where it would go; *ret_found says which.  Serves both the manifest
+ * and the list of files to check.
+ */
+static size_t path_position(const void *array, size_t n, size_t size, const char *path, bool *ret_found) {
+        size_t lo = 0, hi = n;
         while (lo < hi) {
                 size_t mid = (lo + hi) / 2;
-                int c = entry_compare(path, &u->entries[mid]);
+                int c = strcmp(path, *(char *const *) ((const char *) array + mid * size));
                 if (c == 0) {
                         *ret_found = true;
                         return mid;
@@ -177,6 +177,10 @@ static size_t entry_position(const Upload *u, const char *path, bool *ret_found)
         }
         *ret_found = false;
         return lo;
+}
+
+static size_t entry_position(const Upload *u, const char *path, bool *ret_found) {
+        return path_position(u->entries, u->n_entries, sizeof(ManifestEntry), path, ret_found);
 }
 
 static ManifestEntry *manifest_find(Upload *u, const char *path) {
@@ -229,17 +233,10 @@ static void manifest_clear(Upload *u) {
 
 /* Adds `path` to the files to check (a copy); already there is fine. */
 static int todo_add(Upload *u, const char *path) {
-        size_t lo = 0, hi = u->n_todo;
-        while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                int c = strcmp(path, u->todo[mid]);
-                if (c == 0)
-                        return 0;
-                if (c < 0)
-                        hi = mid;
-                else
-                        lo = mid + 1;
-        }
+        bool found;
+        size_t lo = path_position(u->todo, u->n_todo, sizeof(char *), path, &found);
+        if (found)
+                return 0;
         if (u->n_todo == u->todo_allocated) {
                 size_t n = u->todo_allocated ? u->todo_allocated * 2 : 64;
                 char **t = realloc(u->todo, n * sizeof(char *));

@@ -69,7 +69,38 @@ def descendants(pid):
     return out
 
 
-class Sshd:
+class Server:
+    """A server the test started (self.proc, self.port): waits until it listens, cuts its connections."""
+
+    def wait_listening(self, name):
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                check(self.proc.poll() is None, "%s exited" % name)
+                return False
+        wait_for(listening, what="%s listening on %d" % (name, self.port))
+        return self
+
+    def kill_sessions(self):
+        """Cuts every open connection (the per-connection processes); the listener stays."""
+        for pid in descendants(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.kill_sessions()
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class Sshd(Server):
     """One sshd: TMP/sshd/{sshd_config, host_key, client_key, authorized_keys, known_hosts, www/}."""
 
     def __init__(self, tmp):
@@ -107,32 +138,7 @@ class Sshd:
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config()], stdout=logf, stderr=logf)
         logf.close()
-
-        def listening():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                check(self.proc.poll() is None, "sshd exited: %s" % read_text(self.log)[-800:])
-                return False
-        wait_for(listening, what="sshd listening on %d" % self.port)
-        return self
-
-    def kill_sessions(self):
-        """Cuts every open connection (the per-connection processes); the listener stays."""
-        for pid in descendants(self.proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.kill_sessions()
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
+        return self.wait_listening("sshd (log: %s)" % self.log)
 
     def upload_config(self, extra=""):
         return ("upload = sftp://root@127.0.0.1:%d%s\nupload_key_file = %s\nupload_known_hosts = %s\n%s"
@@ -158,7 +164,7 @@ def make_ca(d, name):
     return ca, cert, key
 
 
-class Vsftpd:
+class Vsftpd(Server):
     """vsftpd with explicit TLS (AUTH TLS) on a spare port; TMP/ftp/{vsftpd.conf, host/www}. The login is
     a local user made for the test (vsftpd authenticates through PAM), removed at the end."""
 
@@ -198,42 +204,19 @@ class Vsftpd:
                     % (self.port, self.host, self.cert, self.key, pasv, pasv + 20 if pasv < 65000 else pasv,
                        self.dir, self.log))
         self.proc = subprocess.Popen([VSFTPD, conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def listening():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                check(self.proc.poll() is None, "vsftpd exited")
-                return False
-        wait_for(listening, what="vsftpd listening on %d" % self.port)
-        return self
-
-    def kill_sessions(self):
-        for pid in descendants(self.proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.kill_sessions()
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
+        return self.wait_listening("vsftpd (log: %s)" % self.log)
 
     def upload_config(self, ca=None, password_file=None):
         return ("upload = ftps://%s@127.0.0.1:%d/www\nupload_password_file = %s\nupload_ca_file = %s\n"
                 % (FTP_USER, self.port, password_file or self.password_file, ca or self.ca))
 
 
-SSHDS = []
+SERVERS = []
 
 
 def new_sshd(tmp):
     s = Sshd(tmp)
-    SSHDS.append(s)
+    SERVERS.append(s)
     return s.start()
 
 
@@ -532,7 +515,7 @@ def ftps():
         return
     tmp = S.tmpdir("ftps")
     ftp = Vsftpd(tmp)
-    SSHDS.append(ftp)
+    SERVERS.append(ftp)
     ftp.start()
     env = S.env("ftps-env", website_extra=ftp.upload_config())
     d = S.daemon(env)
@@ -610,7 +593,7 @@ def main():
         S.group("upload: disk full", disk_full)
         S.group("upload: FTPS", ftps)
     finally:
-        for s in SSHDS:
+        for s in SERVERS:
             try:
                 s.stop()
             except Exception:
