@@ -338,6 +338,22 @@ static void http_check_done(HttpClient *c) {
         }
 }
 
+/* A call with its easy handle, not yet started; NULL when libcurl cannot make a handle. */
+static prakat_http_call *http_call_new(HttpClient *c, prakat_http_done_fn done, void *userdata, size_t max_response) {
+        CURL *easy = curl.easy_init();
+        prakat_http_call *call;
+
+        if (!easy)
+                return NULL;
+        call = xcalloc(1, sizeof(prakat_http_call));
+        call->client = c;
+        call->easy = easy;
+        call->done = done;
+        call->userdata = userdata;
+        call->max_response = max_response;
+        return call;
+}
+
 /* Links a prepared call into the client and hands it to libcurl; frees it on failure. */
 static int http_call_start(HttpClient *c, prakat_http_call *call, prakat_http_call **ret_call) {
         call->next = c->calls;
@@ -361,15 +377,10 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
 
         if (!req->url || !req->method || !done)
                 return -EINVAL;
-        easy = curl.easy_init();
-        if (!easy)
+        call = http_call_new(c, done, userdata, req->max_response ? req->max_response : 1024 * 1024);
+        if (!call)
                 return -ENOMEM;
-        call = xcalloc(1, sizeof(prakat_http_call));
-        call->client = c;
-        call->easy = easy;
-        call->done = done;
-        call->userdata = userdata;
-        call->max_response = req->max_response ? req->max_response : 1024 * 1024;
+        easy = call->easy;
         bool own_connection = false;
         for (size_t i = 0; i < req->n_headers; i++) {
                 _cleanup_free_ char *h = xasprintf("%s: %s", req->headers[i].name, req->headers[i].value);
@@ -586,15 +597,10 @@ int http_client_upload(HttpClient *c, const prakat_transfer *t, prakat_http_done
                 return r;
         if (u.sftp ? !t->known_hosts_file : !t->require_tls)
                 return -EPERM; /* never an unchecked host key, never a password in clear */
-        easy = curl.easy_init();
-        if (!easy)
+        call = http_call_new(c, done, userdata, 64 * 1024);
+        if (!call)
                 return -ENOMEM;
-        call = xcalloc(1, sizeof(prakat_http_call));
-        call->client = c;
-        call->easy = easy;
-        call->done = done;
-        call->userdata = userdata;
-        call->max_response = 64 * 1024;
+        easy = call->easy;
         call->transfer = xcalloc(1, sizeof(TransferState));
         TransferState *ts = call->transfer;
         ts->sftp = u.sftp;

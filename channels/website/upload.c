@@ -179,6 +179,31 @@ static size_t path_position(const void *array, size_t n, size_t size, const char
         return lo;
 }
 
+/*
+ * Inserts a zeroed element holding a copy of `path` at position `at` of such an array (*array,
+ * *n elements, room for *allocated).
+ */
+static int path_array_insert(void *array, size_t *n, size_t *allocated, size_t size, size_t at, const char *path) {
+        char **base = array;
+        if (*n == *allocated) {
+                size_t more = *allocated ? *allocated * 2 : 64;
+                char *grown = realloc(*base, more * size);
+                if (!grown)
+                        return -ENOMEM;
+                *base = grown;
+                *allocated = more;
+        }
+        char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        char *element = *base + at * size;
+        memmove(element + size, element, (*n - at) * size);
+        memset(element, 0, size);
+        memcpy(element, &copy, sizeof copy);
+        (*n)++;
+        return 0;
+}
+
 static size_t entry_position(const Upload *u, const char *path, bool *ret_found) {
         return path_position(u->entries, u->n_entries, sizeof(ManifestEntry), path, ret_found);
 }
@@ -193,20 +218,10 @@ static int manifest_set(Upload *u, const char *path, uint64_t size, int64_t mtim
         bool found;
         size_t i = entry_position(u, path, &found);
         if (!found) {
-                if (u->n_entries == u->entries_allocated) {
-                        size_t n = u->entries_allocated ? u->entries_allocated * 2 : 64;
-                        ManifestEntry *e = realloc(u->entries, n * sizeof(ManifestEntry));
-                        if (!e)
-                                return -ENOMEM;
-                        u->entries = e;
-                        u->entries_allocated = n;
-                }
-                char *copy = strdup(path);
-                if (!copy)
-                        return -ENOMEM;
-                memmove(&u->entries[i + 1], &u->entries[i], (u->n_entries - i) * sizeof(ManifestEntry));
-                u->entries[i] = (ManifestEntry) {.path = copy};
-                u->n_entries++;
+                int r = path_array_insert(&u->entries, &u->n_entries, &u->entries_allocated, sizeof(ManifestEntry), i,
+                                          path);
+                if (r < 0)
+                        return r;
         }
         ManifestEntry *e = &u->entries[i];
         e->size = size;
@@ -235,23 +250,7 @@ static void manifest_clear(Upload *u) {
 static int todo_add(Upload *u, const char *path) {
         bool found;
         size_t lo = path_position(u->todo, u->n_todo, sizeof(char *), path, &found);
-        if (found)
-                return 0;
-        if (u->n_todo == u->todo_allocated) {
-                size_t n = u->todo_allocated ? u->todo_allocated * 2 : 64;
-                char **t = realloc(u->todo, n * sizeof(char *));
-                if (!t)
-                        return -ENOMEM;
-                u->todo = t;
-                u->todo_allocated = n;
-        }
-        char *copy = strdup(path);
-        if (!copy)
-                return -ENOMEM;
-        memmove(&u->todo[lo + 1], &u->todo[lo], (u->n_todo - lo) * sizeof(char *));
-        u->todo[lo] = copy;
-        u->n_todo++;
-        return 0;
+        return found ? 0 : path_array_insert(&u->todo, &u->n_todo, &u->todo_allocated, sizeof(char *), lo, path);
 }
 
 /*

@@ -242,19 +242,34 @@ def stamps(root):
     return out
 
 
+def check_only_changed_sent(env, www, publish):
+    """Runs publish(); the files the host got must be exactly those whose content changed locally.
+    Returns the local files the host did not get again."""
+    wait_mirrored(env, www)
+    before_local, before_host = tree(env.site), stamps(www)
+    publish()
+    wait_mirrored(env, www)
+    after_local, after_host = tree(env.site), stamps(www)
+    changed_local = {p for p in after_local if before_local.get(p) != after_local[p]}
+    touched_host = {p for p in after_host if before_host.get(p) != after_host[p]}
+    check(touched_host == changed_local, "uploaded %s, but the changed files are %s" %
+          (sorted(touched_host), sorted(changed_local)))
+    return set(after_local) - touched_host
+
+
 def leftovers(root):
     return [p for p in tree(root, dot=True) if os.path.basename(p).startswith(".")]
 
 
-def wait_mirrored(env, sshd, timeout=None):
-    """Waits until the host has exactly the local site, and no temporary file."""
+def wait_mirrored(env, www, timeout=None):
+    """Waits until the host folder `www` has exactly the local site, and no temporary file."""
     def same():
-        local, remote = tree(env.site), tree(sshd.www, dot=True)
+        local, remote = tree(env.site), tree(www, dot=True)
         return local == remote and local
     try:
         wait_for(same, timeout, "the host to mirror the local site")
     except Exception:
-        local, remote = tree(env.site), tree(sshd.www, dot=True)
+        local, remote = tree(env.site), tree(www, dot=True)
         missing = sorted(set(local) - set(remote))
         extra = sorted(set(remote) - set(local))
         differ = sorted(p for p in set(local) & set(remote) if local[p] != remote[p])
@@ -294,7 +309,7 @@ def basic_and_update():
         _, id1, receipt = env.wait_published("a.txt")
         _, id2, _ = env.wait_published("photo")
         check("published on the website" in receipt, "receipt: %s" % receipt[-600:])
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
         check(os.path.exists(os.path.join(sshd.www, "a", id1 + ".html")), "the article is not on the host")
         check(glob.glob(os.path.join(sshd.www, "files", id2, "*.png")), "the attachment is not on the host")
         check(os.path.exists(os.path.join(env.state, "channels", "website", "upload-manifest")), "no manifest")
@@ -309,26 +324,17 @@ def basic_and_update():
     S.case("upload: the job ends only once its files are on the host", job_waits_for_upload)
 
     def only_changed():
-        wait_mirrored(env, sshd)
-        before_local, before_host = tree(env.site), stamps(sshd.www)
-        env.drop("c.txt", announce(3))
-        env.wait_published("c.txt")
-        wait_mirrored(env, sshd)
-        after_local, after_host = tree(env.site), stamps(sshd.www)
-        changed_local = {p for p in after_local if before_local.get(p) != after_local[p]}
-        touched_host = {p for p in after_host if before_host.get(p) != after_host[p]}
-        check(touched_host == changed_local, "uploaded %s, but the changed files are %s" %
-              (sorted(touched_host), sorted(changed_local)))
-        untouched = set(after_local) - touched_host
+        untouched = check_only_changed_sent(env, sshd.www, lambda: (env.drop("c.txt", announce(3)),
+                                                                     env.wait_published("c.txt")))
         check("style.css" in untouched and [p for p in untouched if p.startswith(("a/", "files/"))],
-              "older articles or attachments were uploaded again: %s" % sorted(touched_host))
+              "older articles or attachments were uploaded again (untouched: %s)" % sorted(untouched))
     S.case("upload: an update sends only the files whose content changed", only_changed)
 
     def withdrawal_removes():
         id2 = env.receipt_for("photo")[1]
         env.drop("cancel.txt", "Cancel: %s\n\nยกเลิกภาพกิจกรรม\n" % id2)
         env.wait_published("cancel.txt")
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
         check(not glob.glob(os.path.join(sshd.www, "files", id2, "*")), "the withdrawn attachments stay on the host")
     S.case("upload: a withdrawal removes the attachments from the host too", withdrawal_removes)
 
@@ -339,7 +345,7 @@ def basic_and_update():
         rc, out, err = env.cli("site", "sync")
         check(rc == 0, "prakat site sync exited %d: %s %s" % (rc, out, err))
         check("website:" in out and "127.0.0.1" in out, "prakat site sync said: %r" % out)
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
     S.case("upload: prakat site sync puts back what the host lost", site_sync)
 
     def status_ok():
@@ -358,7 +364,7 @@ def basic_and_update():
                  what="style.css changed offline to be uploaded at start")
         check(not os.path.exists(os.path.join(sshd.www, "feed.atom")), "everything was uploaded again at start")
         env.cli("site", "sync", check_rc=0)
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
     S.case("upload: at start, what changed since the manifest goes up", restart_uploads_difference)
     return env, d, sshd
 
@@ -372,7 +378,7 @@ def dropped_connection():
     d.start()
     env.drop("first.txt", announce(1))
     env.wait_published("first.txt")
-    wait_mirrored(env, sshd)
+    wait_mirrored(env, sshd.www)
     big = os.urandom(60 * 1024 * 1024)
 
     def cut():
@@ -387,7 +393,7 @@ def dropped_connection():
         final = temps[0].replace(TMP_PREFIX, "")
         check(not os.path.exists(final), "the attachment is in place while it is still being written")
         _, id, receipt = env.wait_published("big", timeout=TIMEOUT * 3)
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
         check(read_text(env.log).count("Failed to upload the website") >= 1, "the cut was not logged")
         attempts = env.show_json(id)
         check("attempt" in str(attempts), "show: %s" % attempts)
@@ -403,7 +409,7 @@ def dropped_connection():
         finally:
             sshd.proc.send_signal(signal.SIGCONT)
         env.wait_published("blocked.txt", timeout=TIMEOUT * 2)
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
         check(not leftovers(sshd.www), "temporary files left on the host: %s" % leftovers(sshd.www))
     S.case("upload: a host that does not answer: retried once it does", blocked)
 
@@ -440,7 +446,7 @@ def host_key_changed():
     def fixed():
         sshd.write_known_hosts()
         env.wait_published("two.txt", timeout=TIMEOUT * 2)
-        wait_mirrored(env, sshd)
+        wait_mirrored(env, sshd.www)
     S.case("upload: once known_hosts has the new key, the retry goes through", fixed)
 
 
@@ -501,7 +507,7 @@ def disk_full():
             check("disk full" in health(env), "status: %s" % health(env))
             subprocess.run(["mount", "-o", "remount,size=64m", sshd.www], check=True)
             env.wait_published("big", timeout=TIMEOUT * 2)
-            wait_mirrored(env, sshd)
+            wait_mirrored(env, sshd.www)
             check(not leftovers(sshd.www), "temporary files left on the host: %s" % leftovers(sshd.www))
         S.case("upload: host disk full: a clear error, retried once there is room", full)
         S.stop_daemon(d, "upload: disk-full daemon stops cleanly")
@@ -526,23 +532,15 @@ def ftps():
         env.drop_bundle("photo", {"announcement.txt": "หัวข้อ: ภาพ\nไฟล์แนบ: p.png\n\nภาพ\n", "p.png": tiny_png(5, 5)})
         env.wait_published("a.txt")
         env.wait_published("photo")
-        wait_mirrored(env, ftp)
+        wait_mirrored(env, ftp.www)
     S.case("upload: FTPS (vsftpd, AUTH TLS): the host mirrors the site", mirror)
 
     def update_and_withdraw():
-        before_local, before_host = tree(env.site), stamps(ftp.www)
-        env.drop("b.txt", announce(2))
-        env.wait_published("b.txt")
-        wait_mirrored(env, ftp)
-        after_local, after_host = tree(env.site), stamps(ftp.www)
-        changed_local = {p for p in after_local if before_local.get(p) != after_local[p]}
-        touched_host = {p for p in after_host if before_host.get(p) != after_host[p]}
-        check(touched_host == changed_local, "uploaded %s, but the changed files are %s" %
-              (sorted(touched_host), sorted(changed_local)))
+        check_only_changed_sent(env, ftp.www, lambda: (env.drop("b.txt", announce(2)), env.wait_published("b.txt")))
         id2 = env.receipt_for("photo")[1]
         env.drop("cancel.txt", "Cancel: %s\n\nยกเลิก\n" % id2)
         env.wait_published("cancel.txt")
-        wait_mirrored(env, ftp)
+        wait_mirrored(env, ftp.www)
     S.case("upload: FTPS: only changed files, and removals", update_and_withdraw)
 
     def cut():
@@ -552,7 +550,7 @@ def ftps():
                  what="the big file to start arriving")
         ftp.kill_sessions()
         env.wait_published("big", timeout=TIMEOUT * 3)
-        wait_mirrored(env, ftp)
+        wait_mirrored(env, ftp.www)
     S.case("upload: FTPS: connection cut mid-file: retried, complete, no temporary file", cut)
     S.stop_daemon(d, "upload: FTPS daemon stops cleanly")
 
