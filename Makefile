@@ -1,6 +1,7 @@
 # prakat: build, test and run.  `make` builds everything into build/.
 #   make run      install missing Debian packages, build, start prakatd on conf/run.conf
-#   make check    unit + integration tests, then again under AddressSanitizer + UBSan
+#   make check    unit + integration tests, then again under AddressSanitizer + UBSan, then a subset
+#                 of the integration tests under valgrind memcheck (mk/valgrind.mk)
 #   make bench    benchmarks (figures are printed, not asserted)
 #   make SANITIZE=1 BUILD=build-asan   the sanitizer build on its own
 
@@ -110,7 +111,7 @@ run: deps
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=build-asan all
-	@sh tests/run-all.sh build build-asan
+	@sh tests/run-all.sh build build-asan valgrind:build
 
 check-unit: all
 	@sh tests/run-all.sh --unit-only $(BUILD)

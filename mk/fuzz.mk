@@ -39,15 +39,9 @@ FUZZ_CFLAGS := $(filter-out -O2 -O3,$(CFLAGS)) -O1 -fno-omit-frame-pointer -fsan
                -fno-sanitize-recover=undefined -Wno-missing-field-initializers
 FUZZ_CORE_OBJ := $(CORE_SRC:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 
+# The Makefile's deps, asked for the fuzzing packages only.
 fuzz-deps:
-	@missing=""; for p in $(FUZZ_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing:$$missing"; \
-	  if [ "$$(id -u)" -ne 0 ]; then SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@$(MAKE) --no-print-directory deps DEBIAN_PKGS="$(FUZZ_PKGS)"
 
 $(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) channels/prakat-channel.h
 	@mkdir -p $(dir $@)
