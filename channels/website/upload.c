@@ -610,41 +610,35 @@ static void on_transfer_done(void *userdata, const prakat_http_response *respons
         upload_pump(u);
 }
 
-/* Starts one file: 1 when a transfer started, 0 when the host already has it, or a negative errno. */
-static int upload_start_one(Upload *u, const char *path) {
-        char *full = join_path(u->output, path);
-        if (!full)
-                return -ENOMEM;
+/*
+ * What the host needs for `path` (its local file is `full`): 1 to send it (t->size, mtime and hash
+ * set) or to remove it (t->remove), 0 when the host already has it, or a negative errno.
+ */
+static int upload_compare(Upload *u, const char *path, const char *full, Transfer *t) {
         struct stat st;
-        Transfer t = {.upload = u};
-        int r = lstat(full, &st) < 0 ? -errno : 0;
-        if (r == -ENOENT) {
-                if (!manifest_find(u, path)) {
-                        free(full);
-                        return 0;
-                }
-                t.remove = true;
-                r = 0;
-        } else if (r == 0 && !S_ISREG(st.st_mode)) {
-                free(full);
+        if (lstat(full, &st) < 0) {
+                if (errno != ENOENT)
+                        return -errno;
+                t->remove = true;
+                return manifest_find(u, path) ? 1 : 0;
+        }
+        if (!S_ISREG(st.st_mode))
                 return 0;
-        } else if (r == 0) {
-                /* Hashed just before the core opens the file: the manifest records what went up. */
-                t.mtime_ns = stat_mtime_ns(&st);
-                r = hash_file(full, &t.hash, &t.size);
-                ManifestEntry *e = r == 0 ? manifest_find(u, path) : NULL;
-                if (e && e->hash == t.hash && e->size == t.size) {
-                        e->mtime_ns = t.mtime_ns;
-                        free(full);
-                        return 0;
-                }
-        }
-        if (r < 0) {
-                upload_fail(u, r, "cannot read %s to upload it: %s", full, strerror(-r));
-                free(full);
+        /* Hashed just before the core opens the file: the manifest records what went up. */
+        t->mtime_ns = stat_mtime_ns(&st);
+        int r = hash_file(full, &t->hash, &t->size);
+        if (r < 0)
                 return r;
+        ManifestEntry *e = manifest_find(u, path);
+        if (e && e->hash == t->hash && e->size == t->size) {
+                e->mtime_ns = t->mtime_ns;
+                return 0;
         }
+        return 1;
+}
 
+/* The URL of `path` on the host, at its temporary name when `temporary`; NULL when out of memory. */
+static char *upload_url(Upload *u, const char *path, bool temporary) {
         const char *slash = strrchr(path, '/');
         const char *name = slash ? slash + 1 : path;
         PluginBuf url = {};
@@ -656,16 +650,36 @@ static int upload_start_one(Upload *u, const char *path) {
                 url.failed = url.failed || !dir;
                 free(dir);
         }
-        if (!t.remove)
+        if (temporary)
                 plugin_buf_puts(&url, UPLOAD_TMP_PREFIX);
         buf_put_url_path(&url, name);
         plugin_buf_put(&url, "", 1);
+        if (url.failed) {
+                plugin_buf_free(&url);
+                return NULL;
+        }
+        return plugin_buf_steal(&url, NULL);
+}
 
+/* Starts one file: 1 when a transfer started, 0 when the host already has it, or a negative errno. */
+static int upload_start_one(Upload *u, const char *path) {
+        Transfer t = {.upload = u};
+        char *full = join_path(u->output, path);
+        int r = full ? upload_compare(u, path, full, &t) : -ENOMEM;
+        if (r <= 0) {
+                if (r < 0)
+                        upload_fail(u, r, "cannot read %s to upload it: %s", full ? full : path, strerror(-r));
+                free(full);
+                return r;
+        }
+
+        const char *slash = strrchr(path, '/');
+        char *url = upload_url(u, path, !t.remove);
         prakat_transfer request = {
-                .url = url.data,
+                .url = url,
                 .require_tls = u->ftps,
                 .local_path = t.remove ? NULL : full,
-                .rename_to = t.remove ? NULL : name,
+                .rename_to = t.remove ? NULL : slash ? slash + 1 : path,
                 .create_dirs = true,
                 .password = u->password,
                 .private_key_file = u->key_file,
@@ -673,19 +687,17 @@ static int upload_start_one(Upload *u, const char *path) {
                 .ca_file = u->ca_file,
                 .timeout_ms = (unsigned) (u->timeout / 1000),
         };
-        Transfer *copy = url.failed ? NULL : malloc(sizeof(Transfer));
+        Transfer *copy = url ? malloc(sizeof(Transfer)) : NULL;
         if (copy) {
                 *copy = t;
                 copy->path = strdup(path);
         }
         r = !copy || !copy->path ? -ENOMEM
                                  : u->host->transfer_upload(u->host, &request, on_transfer_done, copy, &copy->call);
-        plugin_buf_free(&url);
+        free(url);
         free(full);
         if (r < 0) {
-                if (copy)
-                        copy->call = NULL;
-                transfer_free(copy);
+                transfer_free(copy); /* copy->call is still NULL */
                 upload_fail(u, r, "cannot start uploading %s to %s: %s", path, u->host_name, strerror(-r));
                 return r;
         }

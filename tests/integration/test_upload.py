@@ -220,6 +220,15 @@ def new_sshd(tmp):
     return s.start()
 
 
+def site_with_sshd(tag, upload_extra="", **env_kw):
+    """A new sshd, an Env whose website uploads to it, and prakatd started on it."""
+    sshd = new_sshd(S.tmpdir(tag))
+    env = S.env(tag + "-env", website_extra=sshd.upload_config(upload_extra), **env_kw)
+    d = S.daemon(env)
+    d.start()
+    return sshd, env, d
+
+
 def tree(root, dot=False):
     """{relative path: bytes} of every file under root (dot-files only with dot=True)."""
     out = {}
@@ -296,11 +305,7 @@ def announce(n, title=None):
 # ---- the cases ----
 
 def basic_and_update():
-    tmp = S.tmpdir("basic")
-    sshd = new_sshd(tmp)
-    env = S.env("basic-env", website_extra=sshd.upload_config())
-    d = S.daemon(env)
-    d.start()
+    sshd, env, d = site_with_sshd("basic")
 
     def first():
         env.drop("a.txt", announce(1))
@@ -370,12 +375,7 @@ def basic_and_update():
 
 
 def dropped_connection():
-    tmp = S.tmpdir("drop")
-    sshd = new_sshd(tmp)
-    env = S.env("drop-env", extra_prakat="max_file_size = 200M",
-                website_extra=sshd.upload_config("upload_timeout = 5s\n"))
-    d = S.daemon(env)
-    d.start()
+    sshd, env, d = site_with_sshd("drop", "upload_timeout = 5s\n", extra_prakat="max_file_size = 200M")
     env.drop("first.txt", announce(1))
     env.wait_published("first.txt")
     wait_mirrored(env, sshd.www)
@@ -415,11 +415,7 @@ def dropped_connection():
 
 
 def host_key_changed():
-    tmp = S.tmpdir("hostkey")
-    sshd = new_sshd(tmp)
-    env = S.env("hostkey-env", website_extra=sshd.upload_config())
-    d = S.daemon(env)
-    d.start()
+    sshd, env, d = site_with_sshd("hostkey")
     env.drop("one.txt", announce(1))
     env.wait_published("one.txt")
     # The host gets a new key: prakat must refuse it until known_hosts is fixed.
