@@ -13,8 +13,9 @@ puts back files the host lost.
 
 FTPS (explicit, AUTH TLS) against Debian's vsftpd the same way, with a CA and certificate made by the
 test: mirror, only changed files, removals, the connection cut mid-file, a certificate from another CA
-and a wrong password.  vsftpd logs in local users through PAM, so the test adds the user
-prakat-ftp-test (with a random password) and removes it at the end.  Needs root.
+and a wrong password.  vsftpd logs in local users through PAM, and SFTP with a password needs one
+too, so the test adds the user prakat-up-test (with a random password) and removes it at the end.
+Needs root.
 """
 
 import glob
@@ -36,7 +37,7 @@ require_build(S)
 
 SSHD = "/usr/sbin/sshd"
 VSFTPD = "/usr/sbin/vsftpd"
-FTP_USER = "prakat-ftp-test"
+TEST_USER = "prakat-up-test"
 TMP_PREFIX = ".prakat-up-"
 
 
@@ -100,6 +101,21 @@ class Server:
         self.proc = None
 
 
+def test_user(home, secret_dir):
+    """The local user TEST_USER (made if missing, removed at the end) with a new random password, owning
+    `home`; returns the password and a file holding it (mode 0600)."""
+    password = "Test-" + secrets.token_hex(12)
+    if subprocess.run(["id", TEST_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
+        subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", TEST_USER], check=True)
+    subprocess.run(["chpasswd"], input=("%s:%s\n" % (TEST_USER, password)).encode(), check=True)
+    subprocess.run(["chown", "-R", TEST_USER, home], check=True)
+    path = os.path.join(secret_dir, "password")
+    with open(path, "w") as f:
+        f.write(password + "\n")
+    os.chmod(path, 0o600)
+    return password, path
+
+
 class Sshd(Server):
     """One sshd: TMP/sshd/{sshd_config, host_key, client_key, authorized_keys, known_hosts, www/}."""
 
@@ -129,7 +145,7 @@ class Sshd(Server):
         with open(path, "w") as f:
             f.write("Port %d\nListenAddress 127.0.0.1\nHostKey %s\nPidFile %s/sshd.pid\n"
                     "AuthorizedKeysFile %s/authorized_keys\nUsePAM no\nStrictModes no\nPermitRootLogin yes\n"
-                    "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                    "PubkeyAuthentication yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
                     "Subsystem sftp internal-sftp\nLogLevel VERBOSE\n" % (self.port, self.host_key, self.dir,
                                                                          self.dir))
         return path
@@ -143,6 +159,10 @@ class Sshd(Server):
     def upload_config(self, extra=""):
         return ("upload = sftp://root@127.0.0.1:%d%s\nupload_key_file = %s\nupload_known_hosts = %s\n%s"
                 % (self.port, self.www, self.client_key, self.known_hosts, extra))
+
+    def password_config(self, password_file):
+        return ("upload = sftp://%s@127.0.0.1:%d%s\nupload_password_file = %s\nupload_known_hosts = %s\n"
+                % (TEST_USER, self.port, self.www, password_file, self.known_hosts))
 
 
 def openssl(*args):
@@ -176,17 +196,9 @@ class Vsftpd(Server):
         os.makedirs(os.path.join(self.dir, "empty"))
         os.chmod(tmp, 0o755)  # the FTP user must reach its folder
         self.port = free_port()
-        self.password = "Test-" + secrets.token_hex(12)
         self.ca, self.cert, self.key = make_ca(self.dir, "good")
         self.other_ca = make_ca(self.dir, "other")[0]
-        if subprocess.run(["id", FTP_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode:
-            subprocess.run(["useradd", "-M", "-d", self.host, "-s", "/bin/sh", FTP_USER], check=True)
-        subprocess.run(["chpasswd"], input=("%s:%s\n" % (FTP_USER, self.password)).encode(), check=True)
-        subprocess.run(["chown", "-R", FTP_USER, self.host], check=True)
-        self.password_file = os.path.join(self.dir, "password")
-        with open(self.password_file, "w") as f:
-            f.write(self.password + "\n")
-        os.chmod(self.password_file, 0o600)
+        self.password, self.password_file = test_user(self.host, self.dir)
         self.log = os.path.join(self.dir, "vsftpd.log")
         self.proc = None
 
@@ -208,7 +220,7 @@ class Vsftpd(Server):
 
     def upload_config(self, ca=None, password_file=None):
         return ("upload = ftps://%s@127.0.0.1:%d/www\nupload_password_file = %s\nupload_ca_file = %s\n"
-                % (FTP_USER, self.port, password_file or self.password_file, ca or self.ca))
+                % (TEST_USER, self.port, password_file or self.password_file, ca or self.ca))
 
 
 SERVERS = []
@@ -481,6 +493,23 @@ def wrong_key_and_config():
     S.case("upload: a missing known_hosts stops start-up with the fix", no_known_hosts)
 
 
+def sftp_password():
+    tmp = S.tmpdir("sftppw")
+    os.chmod(tmp, 0o755)  # the user must reach its folder
+    sshd = new_sshd(tmp)
+    password, password_file = test_user(sshd.www, sshd.dir)
+    env = S.env("sftppw-env", website_extra=sshd.password_config(password_file))
+    d = S.daemon(env)
+    d.start()
+
+    def login():
+        env.drop("a.txt", announce(1))
+        env.wait_published("a.txt")
+        wait_mirrored(env, sshd.www)
+        check(password not in read_text(env.log), "the password is in the log")
+    S.case("upload: SFTP with a password (upload_password_file)", login)
+
+
 def disk_full():
     tmp = S.tmpdir("full")
     sshd = new_sshd(tmp)
@@ -584,6 +613,7 @@ def main():
         S.group("upload: faults", dropped_connection)
         S.group("upload: host key", host_key_changed)
         S.group("upload: credentials", wrong_key_and_config)
+        S.group("upload: SFTP password", sftp_password)
         S.group("upload: disk full", disk_full)
         S.group("upload: FTPS", ftps)
     finally:
@@ -592,7 +622,7 @@ def main():
                 s.stop()
             except Exception:
                 pass
-        subprocess.run(["userdel", FTP_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["userdel", TEST_USER], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     S.finish()
 
 
