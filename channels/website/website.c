@@ -26,6 +26,8 @@
  * zero-delay timer then renders every dirty shared page once, syncs the filesystems
  * written to once, and only then finishes the batch's jobs.  A thousand announcements
  * arriving in one loop iteration cost one index, one feed, one sitemap and one sync.
+ * With `upload =`, the jobs end only after upload.c has put the files the batch changed on
+ * the web host (website_start_upload()); every write and removal below tells it the path.
  *
  * State (host->state_dir/items/ID, one small line-oriented file per item) holds what the
  * listings need, so a listing page reads only the files of the items it shows.  In
