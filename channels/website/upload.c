@@ -383,8 +383,13 @@ int upload_apply_entry(Upload **upload, const prakat_host *host, const prakat_co
         }
         if (!value[0])
                 return plugin_config_fail(err, e->line, "%s must not be empty", key);
-        if (strcmp(key, "upload_key_file") == 0)
+        /* DESIGN §6 names it upload_key; upload_key_file says what it is, like the other *_file keys. */
+        if (strcmp(key, "upload_key_file") == 0 || strcmp(key, "upload_key") == 0) {
+                if (u->key_file)
+                        return plugin_config_fail(err, e->line, "upload_key and upload_key_file name the same key: "
+                                                                "give one");
                 return set_path(&u->key_file, host, value);
+        }
         if (strcmp(key, "upload_password_file") == 0)
                 return set_path(&u->password_file, host, value);
         if (strcmp(key, "upload_password_credential") == 0)

@@ -341,6 +341,10 @@ static void test_settings_refused_with_the_fix(void **state) {
         expect_refused(f, ftps_key, 2, "upload_key_file and upload_known_hosts are for sftp://");
         prakat_config_entry only_key[] = {{"upload_key_file", f->key, 2}};
         expect_refused(f, only_key, 1, "but not upload");
+        prakat_config_entry both_keys[] = {{"upload", "sftp://u@h/x", 1},
+                                           {"upload_key", f->key, 2},
+                                           {"upload_key_file", f->key, 3}};
+        expect_refused(f, both_keys, 3, "give one");
         prakat_config_entry timeout[] = {{"upload", "sftp://u@h/x", 1}, {"upload_timeout", "2d", 2}};
         expect_refused(f, timeout, 2, "1s to 1h");
 
