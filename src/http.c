@@ -676,7 +676,8 @@ static const struct {
         int error;
         const char *text;
 } transfer_failures[] = {
-        { CURLE_LOGIN_DENIED, -EACCES, "%s refused the login (%s): check the user in upload = and the key or password" },
+        { CURLE_LOGIN_DENIED, -EACCES,
+          "%s refused the login (%s): check the user in upload = and the key or password" },
         { CURLE_REMOTE_ACCESS_DENIED, -EACCES,
           "%s refused access (%s): check the folder in upload = and its permissions" },
         { CURLE_REMOTE_DISK_FULL, -ENOSPC, "the disk of %s is full (%s)" },
@@ -720,13 +721,12 @@ static int transfer_finish_response(prakat_http_call *call, CURLcode code, praka
                                                "ssh-keyscan [-p PORT] HOST >> %s)",
                                                t->host, t->known_hosts, t->known_hosts);
         } else {
-                size_t i = 0;
-                while (i < ELEMENTSOF(transfer_failures) && transfer_failures[i].code != code)
+                size_t i = 0, n = ELEMENTSOF(transfer_failures);
+                while (i < n && transfer_failures[i].code != code)
                         i++;
-                error = i < ELEMENTSOF(transfer_failures) ? transfer_failures[i].error : curl_code_to_errno(code, false);
-                t->message = xasprintf(i < ELEMENTSOF(transfer_failures) ? transfer_failures[i].text :
-                                                                           "uploading to %s failed: %s",
-                                       t->host, detail);
+                error = i < n ? transfer_failures[i].error : curl_code_to_errno(code, false);
+                t->message = xasprintf(i < n ? transfer_failures[i].text : "uploading to %s failed: %s", t->host,
+                                       detail);
         }
         response->error_text = t->message;
         return error;

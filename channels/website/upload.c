@@ -461,8 +461,8 @@ static int upload_check_key_file(Upload *u, PluginConfigError *err) {
                 return plugin_config_fail(err, u->url_line, "the upload key %s is not a regular file", u->key_file);
         if (st.st_mode & 077)
                 return plugin_config_fail(err, u->url_line,
-                                          "the upload key %s may be read by group or others (mode %04o); fix: chmod 600 "
-                                          "%s",
+                                          "the upload key %s may be read by group or others (mode %04o); "
+                                          "fix: chmod 600 %s",
                                           u->key_file, (unsigned) (st.st_mode & 07777), u->key_file);
         return 0;
 }
@@ -481,7 +481,8 @@ static int upload_check_settings(Upload *u, PluginConfigError *err) {
                                           "upload_password_file and checks the certificate (upload_ca_file)");
         if (!u->ftps && u->ca_file)
                 return plugin_config_fail(err, u->url_line,
-                                          "upload_ca_file is for ftps://; SFTP checks the host key (upload_known_hosts)");
+                                          "upload_ca_file is for ftps://; SFTP checks the host key "
+                                          "(upload_known_hosts)");
         if (u->ftps ? !has_password : !u->key_file && !has_password)
                 return plugin_config_fail(err, u->url_line,
                                           u->ftps ? "ftps:// needs upload_password_file (or upload_password_credential)"
