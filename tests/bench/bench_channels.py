@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_publish import cpu_seconds, pct, print_table, start_prakatd, status  # noqa: E402
+from bench_publish import cpu_seconds, pct, print_table, record, start_prakatd, status  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 BURST = int(os.environ.get("BENCH_CHANNELS_BURST", "1000"))
@@ -120,6 +120,9 @@ rate_per_hour = 3600
             ("LINE: messages / requests / most at once / TCP connections",
              f"{ln_sent} / {ln['requests']} / {ln['max_concurrent']} / {ln['api_connections']}"),
         ]
+        record(f"channels: {BURST} through website + Facebook + LINE (fakes)", f"{len(done) / elapsed:.0f}/s",
+               f"{pct(lat, 50):.1f} s", f"{pct(lat, 99):.1f} s", f"{peak / 1024:.1f} MiB", "",
+               f"{cpu / max(1, len(done)) * 1000:.2f} ms")
     finally:
         if daemon:
             daemon.send_signal(signal.SIGTERM)

@@ -36,7 +36,7 @@ PREFIX = "bench/tower"
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 from mqtt_mini import Broker, mqtt_string, packet  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_publish import cpu_seconds, start_prakatd, status  # noqa: E402
+from bench_publish import cpu_seconds, record, start_prakatd, status  # noqa: E402
 
 
 # ---- simulated towers: a bare MQTT 3.1.1 client per village, many per selector loop ----
@@ -260,6 +260,9 @@ client_id = prakatd-bench
         print(f"{'prakatd RSS after':46} {rss_after / 1024:>11.1f} MiB")
         if note:
             print("receipt: " + note[0][:160])
+        record(f"towers: 1 announcement to {VILLAGES} villages (MQTT)", f"{(received + acks) / total:.0f} msg/s",
+               "", f"{last - t0:.2f} s (last tower)", f"{hwm / 1024:.1f} MiB", f"{rss_idle / 1024:.1f} MiB",
+               f"{(cpu1 - cpu0) * 1000:.0f} ms for all {VILLAGES}")
     finally:
         stop.set()
         for p in procs:

@@ -34,6 +34,11 @@ if [ -z "${BENCH_DIR:-}" ] && [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 >/dev
 fi
 where=${BENCH_DIR:-/tmp}
 echo "filesystem: $(findmnt -n -o FSTYPE,OPTIONS -T "$where" | cut -c1-100) ($where)"
+summary=$(mktemp /tmp/prakat-bench-summary.XXXXXX)
+export BENCH_SUMMARY="$summary"
 /usr/bin/python3 tests/bench/bench_publish.py "$build"
 /usr/bin/python3 tests/bench/bench_channels.py "$build"
 /usr/bin/python3 tests/bench/bench_towers.py "$build"
+/usr/bin/python3 tests/bench/summary.py "$summary" \
+        "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(findmnt -n -o FSTYPE -T "$where")"
+rm -f "$summary"
