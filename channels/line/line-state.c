@@ -146,7 +146,13 @@ int line_key_save(const char *path, const LineKey *k) {
                          k->phase[0] ? k->phase : "-", detail);
         if (n < 0 || (size_t) n >= sizeof buf)
                 return -ENOBUFS;
-        return plugin_write_file_durable(path, buf, (size_t) n);
+        /*
+         * Only the record written right before a request leaves (pending) must be on the disk first:
+         * it is what proves the key.  A later record (the answer) that a power cut loses falls back to
+         * that one, which says "in doubt": the same key is sent again and LINE answers 409 if it had
+         * accepted.  (A process crash loses nothing either way: the page cache survives it.)
+         */
+        return plugin_write_file(path, buf, (size_t) n, k->pending);
 }
 
 /* ---- the hourly window ---- */

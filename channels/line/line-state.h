@@ -50,7 +50,7 @@ int line_key_init(LineKey *ret, prakat_usec_t now);
  */
 int line_key_load(const char *path, LineKey *ret);
 
-/* Writes a record whole and durably. */
+/* Writes a record whole; durably (fsync) when it is pending, i.e. right before a request leaves. */
 int line_key_save(const char *path, const LineKey *key);
 
 /* Endpoint names as stored and as in the URL ("broadcast", "narrowcast"). */
