@@ -5,7 +5,8 @@
  * A channel plugin is a shared object (build/channels/NAME.so) that exports one
  * symbol, PRAKAT_CHANNEL_SYMBOL, a `const prakat_channel_plugin`.  prakatd
  * refuses a plugin whose abi_version differs from PRAKAT_CHANNEL_ABI_VERSION or
- * whose struct_size is smaller than the one it was built with.
+ * whose struct_size is smaller than the first version of the struct; members added
+ * since (preview) are used only when the plugin's struct_size covers them.
  *
  * Rules for plugins:
  *  - include nothing of prakat's but this header;
@@ -319,11 +320,41 @@ typedef struct prakat_channel_plugin {
 
         /* Frees the instance; in-flight calls and timers of the instance must be cancelled. */
         void (*destroy)(void *instance);
+
+        /*
+         * Since struct_size grew to include it (the core checks with PRAKAT_PLUGIN_HAS; NULL is
+         * fine): what publish() would send for `announcement` if it ran now, for the person who must
+         * approve it (require_approval = yes).  No I/O towards any platform, no blocking, no change
+         * of the instance's state; reading local files is allowed.  It must build its payload with
+         * the very functions publish() uses, so that what is shown is what goes out.
+         *
+         * Returns 0 and in *ret_text (malloc'd UTF-8, freed by the core with free()) what would be
+         * sent, in a form a person can read (message texts as they are, JSON pretty-printed), or a
+         * negative errno (-ENOMEM, -EINVAL for an announcement it could never send) with
+         * *ret_text untouched.
+         *
+         * `page_path` is NULL, or a file a channel that renders a page (the website) may write whole
+         * with the page as it will be published (links to pictures may point at their future public
+         * URLs).  A website channel's text starts with a line "article_url: URL" (when it knows the
+         * address in advance) and one line "attachment_url: URL" per attachment, in order: the core
+         * gives these to the other channels' previews as announcement->article_url and
+         * attachment_urls, as they will be once the website job has ended.
+         */
+        int (*preview)(void *instance, const prakat_announcement *announcement, const char *page_path,
+                       char **ret_text);
 } prakat_channel_plugin;
+
+/* True when `plugin` offers member `field` (a plugin built against an older header lacks the newer ones). */
+#define PRAKAT_PLUGIN_HAS(plugin, field)                                                                    \
+        ((plugin)->struct_size >= offsetof(prakat_channel_plugin, field) + sizeof((plugin)->field) &&       \
+         (plugin)->field)
+
+/* The size of the first version of prakat_channel_plugin: the smallest struct_size a core accepts. */
+#define PRAKAT_CHANNEL_PLUGIN_MIN_SIZE offsetof(prakat_channel_plugin, preview)
 
 /*
  * Defines and exports a plugin whose entry points are PREFIX_configure, PREFIX_publish,
- * PREFIX_retract, PREFIX_health and PREFIX_destroy, e.g. PRAKAT_CHANNEL_DEFINE(website, "website",
+ * PREFIX_retract, PREFIX_health, PREFIX_destroy and PREFIX_preview, e.g. PRAKAT_CHANNEL_DEFINE(website, "website",
  * "1.0").  The header names both the type and the symbol "prakat_channel_plugin", and C does not let
  * a variable share its type's typedef name, so the symbol gets that name by an asm label.
  */
@@ -339,6 +370,7 @@ typedef struct prakat_channel_plugin {
                 .retract = prefix##_retract,                                                                \
                 .health = prefix##_health,                                                                  \
                 .destroy = prefix##_destroy,                                                                \
+                .preview = prefix##_preview,                                                                \
         }
 
 #ifdef __cplusplus

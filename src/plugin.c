@@ -52,12 +52,13 @@ int plugin_open(const char *path, void **ret_dl, const prakat_channel_plugin **r
                 dlclose(dl);
                 return -EINVAL;
         }
-        if (p->abi_version != PRAKAT_CHANNEL_ABI_VERSION || p->struct_size < sizeof(prakat_channel_plugin)) {
+        /* A plugin built before preview() was added is still taken; the core asks PRAKAT_PLUGIN_HAS first. */
+        if (p->abi_version != PRAKAT_CHANNEL_ABI_VERSION || p->struct_size < PRAKAT_CHANNEL_PLUGIN_MIN_SIZE) {
                 *ret_error = xasprintf("%s was built for plugin ABI version %u (struct size %u), but this prakatd "
-                                       "needs version %u (size %zu). Rebuild the plugin against this prakat's "
-                                       "channels/prakat-channel.h, or install the matching version",
+                                       "needs version %u (size %zu at least). Rebuild the plugin against this "
+                                       "prakat's channels/prakat-channel.h, or install the matching version",
                                        path, p->abi_version, p->struct_size, PRAKAT_CHANNEL_ABI_VERSION,
-                                       sizeof(prakat_channel_plugin));
+                                       (size_t) PRAKAT_CHANNEL_PLUGIN_MIN_SIZE);
                 dlclose(dl);
                 return -EPROTO;
         }
@@ -238,6 +239,13 @@ int channel_instance_command(ChannelInstance *c, const char *command, char *repl
                 return -EOPNOTSUPP;
         }
         return c->command(c->command_userdata, command, reply, reply_size);
+}
+
+int channel_instance_preview(ChannelInstance *c, const prakat_announcement *a, const char *page_path,
+                             char **ret_text) {
+        if (!c->instance || !PRAKAT_PLUGIN_HAS(c->plugin, preview))
+                return -EOPNOTSUPP;
+        return c->plugin->preview(c->instance, a, page_path, ret_text);
 }
 
 static void host_job_finish(const prakat_host *host, prakat_job *job, const prakat_result *result) {

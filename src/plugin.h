@@ -46,5 +46,12 @@ void channel_instance_check_health(ChannelInstance *c);
  */
 int channel_instance_command(ChannelInstance *c, const char *command, char *reply, size_t reply_size);
 
+/*
+ * What the instance would send for `a` (the plugin's preview()), into *ret_text (free()).  Returns
+ * -EOPNOTSUPP when the plugin has no preview (built before it was added), else what preview() returns.
+ */
+int channel_instance_preview(ChannelInstance *c, const prakat_announcement *a, const char *page_path,
+                             char **ret_text);
+
 /* Opens a plugin and checks its ABI, for `prakatd --check-plugin` and tests. */
 int plugin_open(const char *path, void **ret_dl, const prakat_channel_plugin **ret_plugin, char **ret_error);

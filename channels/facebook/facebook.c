@@ -1352,6 +1352,66 @@ static void finish_now(const prakat_host *host, prakat_job *job, prakat_outcome 
         host->job_finish(host, job, &result);
 }
 
+/*
+ * A publish task for `a` with everything it will send: the message, the link, the photos, and the
+ * post it edits instead when `a` replaces one.  publish() and preview() both start from it.
+ */
+static Task *task_compose(Facebook *fb, prakat_job *job, const prakat_announcement *a) {
+        Task *t = task_new(fb, job, TASK_PUBLISH, a->id);
+        if (!t)
+                return NULL;
+        t->message = graph_compose_message(a->title, a->body, a->article_url, a->id);
+        t->marker = graph_marker(a->article_url, a->id);
+        t->link = strdup_or_null(a->article_url);
+        if (!t->message || !t->marker || (a->article_url && !t->link) || task_take_photos(t, a) < 0) {
+                task_free(t);
+                return NULL;
+        }
+        if (a->replaces && plugin_id_is_safe(a->replaces) &&
+            store_read_post(fb->host->state_dir, a->replaces, &t->old_post, NULL) < 0)
+                t->old_post = NULL;
+        return t;
+}
+
+/* The request of STEP_CREATE (or STEP_EDIT) in words: which endpoint, the message, the link, the photos. */
+static void task_describe(const Task *t, PluginBuf *b) {
+        const Facebook *fb = t->fb;
+        if (t->old_post)
+                plugin_buf_printf(b, "แก้ไขโพสต์เดิม / edits the earlier post %s (POST /%s): the message below "
+                                  "replaces its text\n", t->old_post, t->old_post);
+        else if (t->n_photos == 1)
+                plugin_buf_printf(b, "โพสต์รูปพร้อมข้อความ / a photo post (POST /%s/photos), the message as its caption\n",
+                                  fb->page_id);
+        else
+                plugin_buf_printf(b, "โพสต์บนเพจ / a Page post (POST /%s/feed)%s\n", fb->page_id,
+                                  t->n_photos > 1 ? " with the photos attached" : "");
+        plugin_buf_puts(b, "ข้อความ / message:\n-----\n");
+        plugin_buf_puts(b, t->message);
+        plugin_buf_puts(b, "\n-----\n");
+        if (!t->old_post && t->n_photos == 0 && t->link)
+                plugin_buf_printf(b, "ลิงก์ / link: %s\n", t->link);
+        for (size_t i = 0; !t->old_post && i < t->n_photos; i++)
+                plugin_buf_printf(b, "รูป / photo %zu: %s (%s)\n", i + 1, t->photos[i].name,
+                                  t->photos[i].url ? t->photos[i].url : "uploaded from the file");
+}
+
+static int facebook_preview(void *instance, const prakat_announcement *a, const char *page_path, char **ret_text) {
+        Facebook *fb = instance;
+        if (!plugin_id_is_safe(a->id))
+                return -EINVAL;
+        Task *t = task_compose(fb, NULL, a);
+        if (!t)
+                return -ENOMEM;
+        PluginBuf b = {};
+        task_describe(t, &b);
+        task_free(t);
+        char *text = plugin_buf_steal(&b, NULL);
+        if (!text)
+                return -ENOMEM;
+        *ret_text = text;
+        return 0;
+}
+
 static int facebook_publish(void *instance, prakat_job *job, const prakat_announcement *a) {
         Facebook *fb = instance;
         if (!plugin_id_is_safe(a->id)) {
@@ -1376,19 +1436,9 @@ static int facebook_publish(void *instance, prakat_job *job, const prakat_announ
                 return 0;
         }
 
-        Task *t = task_new(fb, job, TASK_PUBLISH, a->id);
+        Task *t = task_compose(fb, job, a);
         if (!t)
                 return -ENOMEM;
-        t->message = graph_compose_message(a->title, a->body, a->article_url, a->id);
-        t->marker = graph_marker(a->article_url, a->id);
-        t->link = strdup_or_null(a->article_url);
-        if (!t->message || !t->marker || (a->article_url && !t->link) || task_take_photos(t, a) < 0) {
-                task_free(t);
-                return -ENOMEM;
-        }
-        if (a->replaces && plugin_id_is_safe(a->replaces) &&
-            store_read_post(fb->host->state_dir, a->replaces, &t->old_post, NULL) < 0)
-                t->old_post = NULL;
 
         StorePending p;
         t->must_reconcile = job->interrupted || store_read_pending(fb->host->state_dir, a->id, &p) >= 0;

@@ -978,11 +978,14 @@ static bool send_wait_throttle(Send *s, prakat_usec_t now) {
         return true;
 }
 
+static const char *send_endpoint_path(const Send *s) {
+        return s->endpoint == LINE_ENDPOINT_NARROWCAST ? "/v2/bot/message/narrowcast" : "/v2/bot/message/broadcast";
+}
+
 static void send_post(Send *s) {
         Line *l = s->line;
         prakat_usec_t now = l->host->now(l->host);
-        const char *path = s->endpoint == LINE_ENDPOINT_NARROWCAST ? "/v2/bot/message/narrowcast" :
-                                                                     "/v2/bot/message/broadcast";
+        const char *path = send_endpoint_path(s);
 
         if (!send_check_key_age(s) || send_wait_throttle(s, now))
                 return;
@@ -1323,10 +1326,73 @@ static void send_prepare(Send *s, json_t *messages, json_t *recipient, bool buil
         send_enqueue(s);
 }
 
+/* The messages of `a` and whom they go to (s->endpoint, target_text, notes): publish() and preview() both. */
+static int send_compose(Send *s, const prakat_announcement *a, json_t **ret_messages, json_t **ret_recipient) {
+        Line *l = s->line;
+        char date[64] = "";
+
+        if (l->host->format_date(l->host, a->publish_at, PRAKAT_DATE_THAI_LONG_DATE, date, sizeof date) < 0)
+                date[0] = 0;
+        int r = send_choose_target(s, a, ret_recipient);
+        if (r == 0)
+                *ret_messages = line_messages_announcement(a, l->style, date[0] ? date : NULL, &s->notes);
+        return r;
+}
+
+/* The request of a preview in words: to whom, the texts as they are, then the JSON body as it is sent. */
+static int send_describe(const Send *s, json_t *messages, PluginBuf *b) {
+        json_t *body = json_loads(s->body, 0, NULL);
+        char *pretty = body ? json_dumps(body, JSON_INDENT(2)) : NULL;
+        size_t i;
+        json_t *m;
+
+        json_decref(body);
+        if (!pretty)
+                return -ENOMEM;
+        plugin_buf_printf(b, "ส่งถึง / to: %s (%s, POST %s)\n", s->target_text,
+                          line_endpoint_name(s->endpoint), send_endpoint_path(s));
+        if (s->notes.text[0])
+                plugin_buf_printf(b, "หมายเหตุ / note: %s\n", s->notes.text);
+        json_array_foreach(messages, i, m) {
+                const char *text = json_string_value(json_object_get(m, "text"));
+                if (text)
+                        plugin_buf_printf(b, "ข้อความที่ %zu / message %zu (text):\n-----\n%s\n-----\n", i + 1, i + 1, text);
+        }
+        plugin_buf_printf(b, "คำขอ / request body:\n%s\n", pretty);
+        free(pretty);
+        return 0;
+}
+
+static int line_preview(void *instance, const prakat_announcement *a, const char *page_path, char **ret_text) {
+        Line *l = instance;
+        /* Not linked into l->sends, no key, no timer: nothing of it outlives this call. */
+        Send s = { .line = l, .id = (char *) a->id, .quota = -1 };
+        json_t *messages = NULL, *recipient = NULL;
+        PluginBuf b = {};
+
+        if (!plugin_id_is_safe(a->id))
+                return -EINVAL;
+        int r = send_compose(&s, a, &messages, &recipient);
+        if (r == 0 && (!messages || send_build_body(&s, messages, recipient) < 0))
+                r = -ENOMEM;
+        if (r == 0)
+                r = send_describe(&s, messages, &b);
+        json_decref(messages);
+        json_decref(recipient);
+        free(s.body);
+        free(s.target_text);
+        char *text = r == 0 ? plugin_buf_steal(&b, NULL) : NULL;
+        plugin_buf_free(&b);
+        if (r == 0 && !text)
+                r = -ENOMEM;
+        if (r == 0)
+                *ret_text = text;
+        return r;
+}
+
 static int line_publish(void *instance, prakat_job *job, const prakat_announcement *a) {
         Line *l = instance;
         json_t *messages = NULL, *recipient = NULL;
-        char date[64] = "";
 
         if (!plugin_id_is_safe(a->id)) {
                 finish_now(l, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used as a file name",
@@ -1338,11 +1404,7 @@ static int line_publish(void *instance, prakat_job *job, const prakat_announceme
                 return -ENOMEM;
         if (send_resume(s, job->interrupted))
                 return 0;
-        if (l->host->format_date(l->host, a->publish_at, PRAKAT_DATE_THAI_LONG_DATE, date, sizeof date) < 0)
-                date[0] = 0;
-        int r = send_choose_target(s, a, &recipient);
-        if (r == 0)
-                messages = line_messages_announcement(a, l->style, date[0] ? date : NULL, &s->notes);
+        int r = send_compose(s, a, &messages, &recipient);
         send_prepare(s, messages, recipient, r == 0);
         json_decref(messages);
         json_decref(recipient);

@@ -2192,6 +2192,65 @@ static int tower_configure(const prakat_host *host, const prakat_config_entry *e
         return 0;
 }
 
+/* A planned item in words, per village: what the towers will be told to play and when. */
+static void item_describe(Tower *t, const TowerItem *item, const unsigned *no_tower, size_t n_no_tower, PluginBuf *b) {
+        static const char *const priorities[] = { "normal", "urgent", "emergency" };
+
+        plugin_buf_printf(b, "ความสำคัญ / priority: %s; เล่นซ้ำ / repeat: %u (gap %u s)\n", priorities[item->priority],
+                          item->repeat, item->gap);
+        for (size_t i = 0; i < item->n_records; i++) {
+                const TowerRecord *rec = &item->records[i];
+                plugin_buf_printf(b, "หมู่ %u / village %u:", rec->village, rec->village);
+                if (rec->n_slots == 0)
+                        plugin_buf_puts(b, " ไม่มีเวลาออกอากาศ / nothing to play");
+                for (size_t k = 0; k < rec->n_slots; k++) {
+                        char when[64] = "", utc[21];
+                        (void) t->host->format_date(t->host, rec->slots[k].at, PRAKAT_DATE_THAI_LONG, when, sizeof when);
+                        plugin_buf_printf(b, "%s %s (%s)", k ? "," : "", when, tower_format_utc(rec->slots[k].at, utc));
+                }
+                plugin_buf_puts(b, "\n");
+        }
+        if (n_no_tower) {
+                plugin_buf_puts(b, "ไม่มีหอกระจายข่าว / no tower in village(s) ");
+                villages_text(b, no_tower, n_no_tower);
+                plugin_buf_puts(b, "\n");
+        }
+        if (item->plan_note)
+                plugin_buf_printf(b, "หมายเหตุ / note: %s\n", item->plan_note);
+        if (item->audio_url)
+                plugin_buf_printf(b, "เสียง / audio: %s\n", item->audio_url);
+        else
+                plugin_buf_printf(b, "ข้อความที่อ่านออกเสียง / spoken text:\n-----\n%s\n\n%s\n-----\n", item->title,
+                                  item->text);
+}
+
+/*
+ * The towers' plan if the announcement were approved now (or at its publication time, when later):
+ * the slots follow from the moment publish() runs, so a later approval may give later slots.
+ */
+static int tower_preview(void *instance, const prakat_announcement *a, const char *page_path, char **ret_text) {
+        Tower *t = instance;
+        prakat_usec_t now = t->host->now(t->host);
+        unsigned no_tower[16];
+        size_t n_no_tower = 0;
+        PluginBuf b = { 0 };
+
+        if (!tower_id_valid(a->id))
+                return -EINVAL;
+        TowerItem *item = tower_plan_item(t, a, a->publish_at > now ? a->publish_at : now, &n_no_tower, no_tower,
+                                          sizeof no_tower / sizeof no_tower[0]);
+        if (!item)
+                return -ENOMEM;
+        plugin_buf_puts(&b, "(เวลาตามที่จะได้หากอนุมัติตอนนี้ / times as planned if approved now)\n");
+        item_describe(t, item, no_tower, n_no_tower, &b);
+        tower_item_free(item);
+        char *text = buf_take(&b);
+        if (!text)
+                return -ENOMEM;
+        *ret_text = text;
+        return 0;
+}
+
 static int tower_publish(void *instance, prakat_job *job, const prakat_announcement *a) {
         Tower *t = instance;
         prakat_usec_t now = t->host->now(t->host);
@@ -2396,4 +2455,5 @@ __attribute__((visibility("default"))) const struct prakat_channel_plugin tower_
         .retract = tower_retract,
         .health = tower_health,
         .destroy = tower_destroy,
+        .preview = tower_preview,
 };

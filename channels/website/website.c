@@ -2107,11 +2107,22 @@ static void website_on_expiry(void *userdata) {
 /* Publishing one item */
 
 /* Copies the attachments into files/ID/ and returns their safe names; stale files of an earlier version go. */
+/* The names the attachments get under files/ID/ (publish and preview alike); NULL when out of memory. */
+static char **website_attachment_names(const prakat_announcement *a) {
+        char **names = calloc(a->n_attachments + 1, sizeof(char *));
+        for (size_t i = 0; names && i < a->n_attachments; i++)
+                if (!(names[i] = attachment_safe_name(i + 1, a->attachments[i].name))) {
+                        free_strings(names, a->n_attachments);
+                        return NULL;
+                }
+        return names;
+}
+
 static int website_copy_attachments(Website *w, const prakat_announcement *a, char ***ret_names) {
         _cleanup_free_ char *dir = NULL;
         if (asprintf(&dir, "%s/files/%s", w->output, a->id) < 0)
                 return -ENOMEM;
-        char **names = calloc(a->n_attachments + 1, sizeof(char *));
+        char **names = website_attachment_names(a);
         if (!names)
                 return -ENOMEM;
 
@@ -2119,9 +2130,8 @@ static int website_copy_attachments(Website *w, const prakat_announcement *a, ch
         if (a->n_attachments > 0 && (r = website_mkdir_p(w, dir)) < 0)
                 website_set_error(w, "Failed to create %s: %s", dir, strerror(-r));
         for (size_t i = 0; r == 0 && i < a->n_attachments; i++) {
-                names[i] = attachment_safe_name(i + 1, a->attachments[i].name);
                 _cleanup_free_ char *to = NULL;
-                if (!names[i] || asprintf(&to, "%s/%s", dir, names[i]) < 0) {
+                if (asprintf(&to, "%s/%s", dir, names[i]) < 0) {
                         r = -ENOMEM;
                         break;
                 }
@@ -2684,6 +2694,91 @@ static int website_publish(void *instance, prakat_job *job, const prakat_announc
         if (announcement->expires && (!w->expiry_timer || announcement->expires < w->expiry_deadline))
                 website_arm_expiry(w);
         return 0;
+}
+
+/*
+ * The article page exactly as website_write_article() renders it, with a <base> that points its
+ * relative links (style, pictures, categories) at the public site, for a copy kept elsewhere.
+ */
+static int website_preview_page(Website *w, const prakat_announcement *a, const ItemRecord *rec, char *const *names,
+                                const char *page_path) {
+        size_t n_categories = w->n_categories;
+        PluginBuf page = {}, out = {};
+        website_render_article(w, a, rec, names, rec->expires && w->host->now(w->host) >= rec->expires, &page);
+        /* Rendering met a category the site has not listed yet: forget it again, the site is unchanged. */
+        for (; w->n_categories > n_categories; w->n_categories--)
+                free(w->categories[w->n_categories - 1].name);
+        const char *head = page.data ? strstr(page.data, "<head>\n") : NULL;
+        if (!head) {
+                plugin_buf_free(&page);
+                return -ENOMEM;
+        }
+        size_t split = (size_t) (head - page.data) + strlen("<head>\n");
+        plugin_buf_put(&out, page.data, split);
+        plugin_buf_puts(&out, "<base href=\"");
+        buf_put_text(&out, w->base_url);
+        plugin_buf_puts(&out, "/a/\">\n");
+        plugin_buf_put(&out, page.data + split, page.size - split);
+        plugin_buf_free(&page);
+        if (out.failed) {
+                plugin_buf_free(&out);
+                return -ENOMEM;
+        }
+        int r = plugin_write_file(page_path, out.data, out.size, false);
+        plugin_buf_free(&out);
+        return r;
+}
+
+/* What website_publish_item() will write, in words; the two lines of URLs first (prakat-channel.h). */
+static void website_preview_text(Website *w, const prakat_announcement *a, const ItemRecord *rec, char *const *urls,
+                                 PluginBuf *b) {
+        char slug[80];
+        _cleanup_free_ char *url = website_article_url(w, a->id);
+        category_make_slug(rec->category, slug);
+        plugin_buf_printf(b, "article_url: %s\n", url ? url : "");
+        for (size_t i = 0; i < a->n_attachments; i++)
+                plugin_buf_printf(b, "attachment_url: %s\n", urls[i]);
+        plugin_buf_printf(b, "หน้าบทความ / article page: %s/a/%s.html\n", w->output, a->id);
+        plugin_buf_printf(b, "หมวด / category: %s (category/%s/)\n", rec->category, slug);
+        plugin_buf_printf(b, "หน้าที่เปลี่ยน / pages that change: index.html and the last page/N.html, "
+                          "category/%s/index.html and its last page, feed.atom, sitemap.xml", slug);
+        if (a->n_attachments)
+                plugin_buf_printf(b, ", files/%s/ (%zu file%s)", a->id, a->n_attachments, a->n_attachments > 1 ? "s" : "");
+        if (a->replaces && strcmp(a->replaces, a->id) != 0)
+                plugin_buf_printf(b, "; a/%s.html becomes a notice pointing here", a->replaces);
+        plugin_buf_puts(b, "\n");
+        if (w->upload)
+                plugin_buf_puts(b, "อัปโหลด / upload: the changed files are then put on the web host\n");
+}
+
+static int website_preview(void *instance, const prakat_announcement *a, const char *page_path, char **ret_text) {
+        Website *w = instance;
+        if (w->wordpress)
+                return wordpress_preview(w->wordpress, a, page_path, ret_text);
+        if (!plugin_id_is_safe(a->id))
+                return -EINVAL;
+        ItemRecord rec = {};
+        PluginBuf b = {};
+        char **urls = NULL, **names = website_attachment_names(a);
+        int r = names ? website_make_record(w, a, names, &rec) : -ENOMEM;
+        if (r == 0 && page_path)
+                r = website_preview_page(w, a, &rec, names, page_path);
+        if (r == 0 && !(urls = website_attachment_urls(w, a, names)))
+                r = -ENOMEM;
+        if (r == 0)
+                website_preview_text(w, a, &rec, urls, &b);
+        char *text = r == 0 ? plugin_buf_steal(&b, NULL) : NULL;
+        plugin_buf_free(&b);
+        if (r == 0 && !text)
+                r = -ENOMEM;
+        if (r == 0)
+                *ret_text = text;
+        if (urls)
+                free_strings(urls, a->n_attachments);
+        if (names)
+                free_strings(names, a->n_attachments);
+        item_record_done(&rec);
+        return r;
 }
 
 static int website_retract(void *instance, prakat_job *job, const prakat_announcement *target, const char *reason) {

@@ -826,6 +826,15 @@ static void wp_task_retry_errno(WpTask *t, const char *what, int error) {
 
 /* ---- building each step's request ---- */
 
+/* An ASCII file name WordPress keeps as it is (SLUG-N.ext); the writer's name stays in the post's text. */
+static void wp_media_file_name(const WpTask *t, size_t index, char *out, size_t size) {
+        const char *dot = strrchr(t->att[index].name, '.');
+        char ext[16] = "";
+        if (dot && strlen(dot) < sizeof ext && plugin_id_is_safe(dot + 1))
+                snprintf(ext, sizeof ext, "%s", dot);
+        snprintf(out, size, "%s-%zu%s", t->slug, index + 1, ext);
+}
+
 static int wp_build_media(WpTask *t, WpRequest *req) {
         const WpAttachment *a = &t->att[t->index];
         struct stat st = {};
@@ -833,13 +842,9 @@ static int wp_build_media(WpTask *t, WpRequest *req) {
         if (r < 0)
                 return r;
         req->body_size = (size_t) st.st_size;
-        /* An ASCII file name WordPress keeps as it is; the writer's name stays in the post's text. */
-        const char *dot = strrchr(a->name, '.');
-        char ext[16] = "";
-        if (dot && strlen(dot) < sizeof ext && plugin_id_is_safe(dot + 1))
-                snprintf(ext, sizeof ext, "%s", dot);
-        snprintf(req->disposition, sizeof req->disposition, "attachment; filename=\"%s-%zu%s\"", t->slug,
-                 t->index + 1, ext);
+        char name[PLUGIN_MAX_ID_LENGTH + 40];
+        wp_media_file_name(t, t->index, name, sizeof name);
+        snprintf(req->disposition, sizeof req->disposition, "attachment; filename=\"%s\"", name);
         req->method = "POST";
         req->content_type = a->mime ? a->mime : "application/octet-stream";
         req->creates = true;
@@ -1471,22 +1476,107 @@ static int wp_task_take_attachments(WpTask *t, const prakat_announcement *a) {
         return 0;
 }
 
+/* With Replaces, the post of the replaced announcement is updated instead of a new one made. */
+static void wp_task_take_replaced(WpTask *t, const prakat_announcement *a) {
+        if (!a->replaces || strcmp(a->replaces, a->id) == 0 || !plugin_id_is_safe(a->replaces))
+                return;
+        json_t *old = wp_record_read(t->wp, a->replaces);
+        long old_post = wp_json_id(old, "post");
+        if (old_post && strcmp(wp_record_state(old), "withdrawn") != 0) {
+                t->post_id = old_post;
+                t->looked = true;
+                t->replaces = strdup(a->replaces);
+        }
+        json_decref(old);
+}
+
+/* A publish task holding what the post will be made of: publish() and preview() both start from it. */
+static WpTask *wp_task_compose(WordPress *wp, prakat_job *job, const prakat_announcement *a) {
+        WpTask *t = wp_task_new(wp, job, false, a->id);
+        if (!t)
+                return NULL;
+        t->title = strdup(a->title ? a->title : a->id);
+        t->body = strdup(a->body ? a->body : "");
+        t->category = strdup(a->category ? a->category : "");
+        if (!t->title || !t->body || !t->category || wp_task_take_attachments(t, a) < 0) {
+                wp_task_free(t);
+                return NULL;
+        }
+        return t;
+}
+
+/* The post in words: title, slug, category, the media to upload and the content HTML as sent. */
+static void wp_task_describe(const WpTask *t, const char *title, const char *content, PluginBuf *b) {
+        plugin_buf_puts(b, "(ที่อยู่ของบทความ WordPress กำหนดเมื่อสร้างโพสต์ / WordPress gives the article its "
+                           "address when the post is made)\n");
+        plugin_buf_printf(b, "หัวข้อ / title: %s\nslug: %s\nหมวด / category: %s\n", title, t->slug,
+                          t->category[0] ? t->category : "(WordPress's default)");
+        if (t->post_id)
+                plugin_buf_printf(b, "แก้ไขโพสต์เดิม / updates the earlier post %ld (%s)\n", t->post_id,
+                                  t->replaces ? t->replaces : "");
+        for (size_t i = 0; i < t->n_att; i++) {
+                char name[PLUGIN_MAX_ID_LENGTH + 40];
+                wp_media_file_name(t, i, name, sizeof name);
+                plugin_buf_printf(b, "สื่อ / media %zu: %s (%s) %s\n", i + 1, t->att[i].name, t->att[i].mime,
+                                  t->att[i].url ? t->att[i].url : name);
+        }
+        if (t->n_att)
+                plugin_buf_puts(b, "(the pictures and files go into the content below at the addresses WordPress gives "
+                                   "them on upload)\n");
+        plugin_buf_printf(b, "เนื้อหา / content (HTML):\n-----\n%s-----\n", content);
+}
+
+/* A page to look at: the post's title and content, as a theme would show them without its frame. */
+static int wp_write_preview_page(const char *path, const char *title, const char *content) {
+        PluginBuf b = {};
+        plugin_buf_printf(&b, "<!DOCTYPE html>\n<html lang=\"th\">\n<head>\n<meta charset=\"utf-8\">\n"
+                          "<title>%s</title>\n</head>\n<body>\n<article>\n<h1>%s</h1>\n%s</article>\n</body>\n</html>\n",
+                          title, title, content);
+        if (b.failed) {
+                plugin_buf_free(&b);
+                return -ENOMEM;
+        }
+        int r = plugin_write_file(path, b.data, b.size, false);
+        plugin_buf_free(&b);
+        return r;
+}
+
+int wordpress_preview(WordPress *wp, const prakat_announcement *a, const char *page_path, char **ret_text) {
+        if (!plugin_id_is_safe(a->id))
+                return -EINVAL;
+        WpTask *t = wp_task_compose(wp, NULL, a);
+        if (!t)
+                return -ENOMEM;
+        wp_task_take_recorded_media(t);
+        wp_task_take_replaced(t, a);
+        char *title = wp_escape(t->title), *content = wp_render_content(t->id, t->body, t->att, t->n_att);
+        PluginBuf b = {};
+        int r = title && content ? 0 : -ENOMEM;
+        if (r == 0 && page_path)
+                r = wp_write_preview_page(page_path, title, content);
+        if (r == 0)
+                wp_task_describe(t, title, content, &b);
+        char *text = r == 0 ? plugin_buf_steal(&b, NULL) : NULL;
+        plugin_buf_free(&b);
+        if (r == 0 && !text)
+                r = -ENOMEM;
+        if (r == 0)
+                *ret_text = text;
+        free(title);
+        free(content);
+        wp_task_free(t);
+        return r;
+}
+
 int wordpress_publish(WordPress *wp, prakat_job *job, const prakat_announcement *a) {
         if (!plugin_id_is_safe(a->id)) {
                 wp_finish_now(wp, job, PRAKAT_OUTCOME_FAILED, "the announcement id cannot be used in a URL",
                               "ใช้รหัสประกาศนี้เป็นชื่อหน้าเว็บไม่ได้");
                 return 0;
         }
-        WpTask *t = wp_task_new(wp, job, false, a->id);
+        WpTask *t = wp_task_compose(wp, job, a);
         if (!t)
                 return -ENOMEM;
-        t->title = strdup(a->title ? a->title : a->id);
-        t->body = strdup(a->body ? a->body : "");
-        t->category = strdup(a->category ? a->category : "");
-        if (!t->title || !t->body || !t->category || wp_task_take_attachments(t, a) < 0) {
-                wp_task_free(t);
-                return -ENOMEM;
-        }
 
         /* Published already (the job's end was lost in a crash): done at once. */
         long post = wp_json_id(t->record, "post");
@@ -1504,17 +1594,7 @@ int wordpress_publish(WordPress *wp, prakat_job *job, const prakat_announcement 
                 }
         }
         wp_task_take_recorded_media(t);
-
-        if (a->replaces && strcmp(a->replaces, a->id) != 0 && plugin_id_is_safe(a->replaces)) {
-                json_t *old = wp_record_read(wp, a->replaces);
-                long old_post = wp_json_id(old, "post");
-                if (old_post && strcmp(wp_record_state(old), "withdrawn") != 0) {
-                        t->post_id = old_post;
-                        t->looked = true;
-                        t->replaces = strdup(a->replaces);
-                }
-                json_decref(old);
-        }
+        wp_task_take_replaced(t, a);
         wp_task_continue(t);
         return 0;
 }

@@ -25,6 +25,8 @@ int wordpress_mode_requested(const prakat_config_entry *entries, size_t n_entrie
 int wordpress_configure(const prakat_host *host, const prakat_config_entry *entries, size_t n_entries,
                         WordPress **ret, PluginConfigError *err);
 int wordpress_publish(WordPress *wp, prakat_job *job, const prakat_announcement *announcement);
+/* What publish() would send (prakat-channel.h, preview); writes a page of the post to page_path when set. */
+int wordpress_preview(WordPress *wp, const prakat_announcement *announcement, const char *page_path, char **ret_text);
 int wordpress_retract(WordPress *wp, prakat_job *job, const prakat_announcement *target, const char *reason);
 int wordpress_health(WordPress *wp, char *buffer, size_t buffer_size);
 /* Cancels every call and timer; jobs still in its hands are resumed by the core after a restart. */
