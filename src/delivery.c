@@ -50,51 +50,6 @@ static bool website_pending(Manager *m, const Entry *e) {
         return false;
 }
 
-/* ---- the approval gate ---- */
-
-static char *pending_preview_path(Manager *m, const Entry *e) {
-        return xasprintf("%s/pending/%s.txt", m->config->spool, e->announcement->id);
-}
-
-/* SPOOL/pending/ID.txt: what is waiting, and exactly what would go out where, for the approver. */
-static void pending_preview_write(Manager *m, const Entry *e) {
-        const Announcement *a = e->announcement;
-        _cleanup_free_ char *path = pending_preview_path(m, e), *dir = xasprintf("%s/pending", m->config->spool);
-        char when[128] = "", iso[64] = "";
-        StrBuf b = {};
-
-        thaidate_format(a->publish_at, THAIDATE_LONG, when, sizeof when);
-        thaidate_format_iso(a->publish_at, iso, sizeof iso);
-        strbuf_printf(&b, "รอการอนุมัติ / Waiting for approval\n====================================\n"
-                      "รหัส / id: %s\nหัวข้อ / title: %s\nหมวด / category: %s\nไฟล์ / file: %s\n"
-                      "เผยแพร่ / publish: %s (%s)\nหมู่บ้าน / villages: ",
-                      a->id, a->title, a->category, a->source_name ? a->source_name : "-", when, iso);
-        if (a->all_villages)
-                strbuf_append(&b, "ทั้งหมด / all");
-        for (size_t i = 0; i < a->n_villages; i++)
-                strbuf_printf(&b, "%s%u", i ? ", " : "", a->villages[i]);
-        strbuf_append(&b, "\nช่องทาง / channels:");
-        for (size_t i = 0; i < e->n_jobs; i++)
-                strbuf_printf(&b, " %s%s", e->jobs[i].channel,
-                              e->jobs[i].state == JOB_SKIPPED ? " (ปิดอยู่ / disabled)" : "");
-        if (a->cancel)
-                strbuf_printf(&b, "\nถอนประกาศ / withdraws: %s", a->cancel);
-        if (a->replaces)
-                strbuf_printf(&b, "\nแทนที่ / replaces: %s", a->replaces);
-        strbuf_printf(&b, "\n\n----------------------------------------\n%s\n----------------------------------------\n\n"
-                      "อนุมัติ / approve:  prakat approve %s\n"
-                      "ไม่อนุมัติ / reject: prakat reject %s --reason \"...\"\n",
-                      a->body ? a->body : "", a->id, a->id);
-        _cleanup_free_ char *text = strbuf_steal(&b);
-        int r = mkdir_p(dir, 0750);
-        if (r >= 0)
-                r = write_file_atomic(path, text, strlen(text), 0640);
-        if (r < 0)
-                log_full(LOG_ERR, r, a->id, NULL, "Cannot write the preview %s: %m", path);
-        else
-                log_full(LOG_NOTICE, 0, a->id, NULL, "Waiting for approval: prakat approve %s", a->id);
-}
-
 /* The entry gets its receipt after the next flush; only then is the queue scanned for such entries. */
 static void entry_mark_finishing(Manager *m, Entry *e) {
         e->finishing = true;
@@ -282,6 +237,8 @@ typedef struct View {
         prakat_attachment audio;
         char **paths;
         const char **urls;
+        char *preview_article_url; /* a preview's: the website's future URLs (view_take_website_urls) */
+        char **preview_urls;
 } View;
 
 static const char *mime_from_name(const char *name) {
@@ -372,9 +329,180 @@ static void view_done(View *v) {
         free(v->paths);
         free(v->attachments);
         free(v->urls);
+        free(v->preview_article_url);
+        for (size_t i = 0; v->preview_urls && v->preview_urls[i]; i++)
+                free(v->preview_urls[i]);
+        free(v->preview_urls);
 }
 
 static void job_end(Manager *m, Job *j, JobState state, const char *en, const char *th);
+
+/* ---- the approval gate ---- */
+
+static char *pending_preview_path(Manager *m, const Entry *e, const char *suffix) {
+        return xasprintf("%s/pending/%s.%s", m->config->spool, e->announcement->id, suffix);
+}
+
+/* The first enabled website channel of the entry renders the page; the others only say what they do. */
+static ChannelInstance *entry_page_channel(Manager *m, const Entry *e) {
+        for (size_t i = 0; i < e->n_jobs; i++)
+                if (e->jobs[i].state != JOB_SKIPPED && channel_is_website(m, e->jobs[i].channel))
+                        return manager_channel(m, e->jobs[i].channel);
+        return NULL;
+}
+
+/*
+ * The website's preview text names the article's future address and its files' (prakat-channel.h):
+ * the other channels' previews get them, as their jobs will once the website job has ended.
+ */
+static void view_take_website_urls(View *v, const char *text) {
+        size_t n = 0;
+
+        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+                size_t len = strcspn(line, "\n");
+                if (strncmp(line, "article_url: ", 13) == 0 && !v->a.article_url)
+                        v->a.article_url = v->preview_article_url = xstrndup(line + 13, len - 13);
+                else if (strncmp(line, "attachment_url: ", 16) == 0 && n < v->a.n_attachments) {
+                        if (!v->preview_urls)
+                                v->preview_urls = xcalloc(v->a.n_attachments + 1, sizeof(char *));
+                        v->preview_urls[n++] = xstrndup(line + 16, len - 16);
+                }
+        }
+        if (n > 0 && n == v->a.n_attachments)
+                v->a.attachment_urls = (const char *const *) v->preview_urls;
+}
+
+static void preview_append_section(StrBuf *b, ChannelInstance *c, const char *name, const prakat_announcement *a,
+                                   const char *page_path, const char *note, char **ret_text) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        strbuf_printf(b, "\n== ช่องทาง %s / channel %s (%s) ==\n", name, name, c ? c->plugin->name : "?");
+        if (note)
+                strbuf_printf(b, "(%s)\n", note);
+        r = c ? channel_instance_preview(c, a, page_path, &text) : -ENOENT;
+        if (r == -EOPNOTSUPP)
+                strbuf_append(b, "(ไม่มีตัวอย่าง: ปลั๊กอินนี้เก่ากว่าการแสดงตัวอย่าง / no preview: this plugin is "
+                                 "older than previews)\n");
+        else if (r < 0)
+                strbuf_printf(b, "(ทำตัวอย่างไม่ได้ / cannot preview: %s)\n",
+                              r == -ENOENT ? "the channel is not loaded" : strerror(-r));
+        else {
+                strbuf_append(b, text);
+                if (!*text || text[strlen(text) - 1] != '\n')
+                        strbuf_append(b, "\n");
+        }
+        if (ret_text)
+                *ret_text = TAKE_PTR(text);
+}
+
+/* SPOOL/pending/ID.html: the website's page as it will be published, written whole, readable by staff. */
+static bool pending_page_install(Manager *m, const Entry *e, const char *tmp) {
+        _cleanup_free_ char *path = pending_preview_path(m, e, "html");
+
+        if (access(tmp, F_OK) < 0) {
+                if (unlink(path) < 0 && errno != ENOENT)
+                        log_full(LOG_WARNING, -errno, e->announcement->id, NULL, "Cannot remove %s: %m", path);
+                return false;
+        }
+        if (chmod(tmp, 0640) < 0 || rename(tmp, path) < 0) {
+                log_full(LOG_ERR, -errno, e->announcement->id, NULL, "Cannot write the page preview %s: %m", path);
+                (void) unlink(tmp);
+                return false;
+        }
+        return true;
+}
+
+/* Each enabled channel's own preview: exactly what it would send, the website's first. */
+static void pending_preview_channels(Manager *m, const Entry *e, StrBuf *b) {
+        const Announcement *a = e->announcement;
+        ChannelInstance *page = entry_page_channel(m, e);
+        _cleanup_free_ char *tmp = xasprintf("%s/pending/.%s.html.tmp", m->config->spool, a->id);
+        _cleanup_free_ char *website_text = NULL;
+        View v;
+
+        if (a->cancel) {
+                strbuf_printf(b, "\nถอนประกาศ %s: แต่ละช่องทางถอนสิ่งที่เผยแพร่ไป (prakat show %s) / withdraws %s: "
+                              "each channel withdraws what it published (prakat show %s)\n",
+                              a->cancel, a->cancel, a->cancel, a->cancel);
+                return;
+        }
+        view_build(m, e, &v);
+        (void) unlink(tmp);
+        if (page) {
+                preview_append_section(b, page, page->name, &v.a, tmp, NULL, &website_text);
+                view_take_website_urls(&v, website_text);
+        }
+        if (pending_page_install(m, e, tmp))
+                strbuf_printf(b, "หน้าเว็บตัวอย่าง / page preview: pending/%s.html\n", a->id);
+        for (size_t i = 0; i < e->n_jobs; i++) {
+                const Job *j = &e->jobs[i];
+                ChannelInstance *c = manager_channel(m, j->channel);
+                if (j->state == JOB_SKIPPED || (c && c == page))
+                        continue;
+                bool unknown_link = page && !v.a.article_url && !channel_is_website(m, j->channel);
+                preview_append_section(b, c, j->channel, &v.a, NULL,
+                                       unknown_link ? "ลิงก์บทความจะใส่เมื่อเว็บไซต์เผยแพร่แล้ว / the article link "
+                                                      "is filled in once the website has published it" : NULL,
+                                       NULL);
+        }
+        view_done(&v);
+}
+
+/* SPOOL/pending/ID.txt (and ID.html): what is waiting, and exactly what would go out where, for the approver. */
+static void pending_preview_write(Manager *m, const Entry *e) {
+        const Announcement *a = e->announcement;
+        _cleanup_free_ char *path = pending_preview_path(m, e, "txt"), *dir = xasprintf("%s/pending", m->config->spool);
+        char when[128] = "", iso[64] = "";
+        StrBuf b = {};
+        int r;
+
+        r = mkdir_p(dir, 0750);
+        thaidate_format(a->publish_at, THAIDATE_LONG, when, sizeof when);
+        thaidate_format_iso(a->publish_at, iso, sizeof iso);
+        strbuf_printf(&b, "รอการอนุมัติ / Waiting for approval\n====================================\n"
+                      "รหัส / id: %s\nหัวข้อ / title: %s\nหมวด / category: %s\nไฟล์ / file: %s\n"
+                      "เผยแพร่ / publish: %s (%s)\nหมู่บ้าน / villages: ",
+                      a->id, a->title, a->category, a->source_name ? a->source_name : "-", when, iso);
+        if (a->all_villages)
+                strbuf_append(&b, "ทั้งหมด / all");
+        for (size_t i = 0; i < a->n_villages; i++)
+                strbuf_printf(&b, "%s%u", i ? ", " : "", a->villages[i]);
+        strbuf_append(&b, "\nช่องทาง / channels:");
+        for (size_t i = 0; i < e->n_jobs; i++)
+                strbuf_printf(&b, " %s%s", e->jobs[i].channel,
+                              e->jobs[i].state == JOB_SKIPPED ? " (ปิดอยู่ / disabled)" : "");
+        if (a->cancel)
+                strbuf_printf(&b, "\nถอนประกาศ / withdraws: %s", a->cancel);
+        if (a->replaces)
+                strbuf_printf(&b, "\nแทนที่ / replaces: %s", a->replaces);
+        strbuf_printf(&b, "\n\n----------------------------------------\n%s\n----------------------------------------\n",
+                      a->body ? a->body : "");
+        strbuf_append(&b, "\nสิ่งที่แต่ละช่องทางจะส่ง / What each channel will send\n"
+                          "====================================================\n");
+        if (r >= 0)
+                pending_preview_channels(m, e, &b);
+        strbuf_printf(&b, "\nอนุมัติ / approve:  prakat approve %s\n"
+                      "ไม่อนุมัติ / reject: prakat reject %s --reason \"...\"\n", a->id, a->id);
+        _cleanup_free_ char *text = strbuf_steal(&b);
+        if (r >= 0)
+                r = write_file_atomic(path, text, strlen(text), 0640);
+        if (r < 0)
+                log_full(LOG_ERR, r, a->id, NULL, "Cannot write the preview %s: %m", path);
+        else
+                log_full(LOG_NOTICE, 0, a->id, NULL, "Waiting for approval: prakat approve %s", a->id);
+}
+
+/* The preview files go once the item is decided (or withdrawn while it waited). */
+static void pending_preview_remove(Manager *m, const Entry *e) {
+        static const char *const suffixes[] = { "txt", "html" };
+
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *path = pending_preview_path(m, e, suffixes[i]);
+                if (unlink(path) < 0 && errno != ENOENT)
+                        log_full(LOG_WARNING, -errno, e->announcement->id, NULL, "Cannot remove %s: %m", path);
+        }
+}
 
 /* A retract job needs the announcement it withdraws and that one's record for this channel. */
 static int job_start_retract(Manager *m, Job *j, ChannelInstance *c, JobRun *run) {
@@ -804,9 +932,7 @@ int delivery_decide(Manager *m, const char *id, bool approve, const char *user, 
                 }
         queue_mark_dirty(m->queue, e);
         manager_request_flush(m);
-        _cleanup_free_ char *preview = pending_preview_path(m, e);
-        if (unlink(preview) < 0 && errno != ENOENT)
-                log_full(LOG_WARNING, -errno, id, NULL, "Cannot remove %s: %m", preview);
+        pending_preview_remove(m, e);
         log_full(LOG_NOTICE, 0, id, NULL, "%s by %s%s%s", approve ? "Approved" : "Rejected", user,
                  reason ? ": " : "", reason ? reason : "");
         if (approve) {
