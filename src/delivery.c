@@ -746,6 +746,8 @@ static size_t entries_finish(Manager *m) {
                         n_left++;
                         continue;
                 }
+                if (list[i]->approval == APPROVAL_WAITING) /* withdrawn while it waited */
+                        pending_preview_remove(m, list[i]);
                 /* Copies: queue_retire() frees the entries, and the messages name them. */
                 ids[n_ok] = xstrdup(list[i]->announcement->id);
                 list[n_ok++] = list[i];

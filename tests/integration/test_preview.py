@@ -155,6 +155,23 @@ def preview():
         wait_for(lambda: not os.path.exists(txt) and not os.path.exists(html), what="the preview files to go")
     S.case("after prakat approve, Facebook, LINE and the towers get what the preview showed", approve_sends_the_preview)
 
+    def cancel_while_waiting():
+        other = "preview-2"
+        env.drop("other.txt", "หัวข้อ: งานวัดประจำปี\nรหัส: %s\n\nงานวัดเลื่อนออกไป\n" % other)
+        files = [os.path.join(pending, other + ext) for ext in (".txt", ".html")]
+        wait_for(lambda: all(os.path.exists(f) for f in files), what="the preview of %s" % other)
+        env.cli("cancel", other, "--reason", "เลื่อนงาน", check_rc=0)
+        waiting = lambda: [e["id"] for e in env.list_json(all=False)  # noqa: E731
+                           if e["status"] == "waiting-for-approval" and e["id"] != other]
+        cancel = wait_for(lambda: (waiting() or [None])[0], what="the withdrawal waiting for approval")
+        check("withdraws " + other in read_text(os.path.join(pending, cancel + ".txt")),
+              "the withdrawal's preview does not say what it withdraws")
+        env.cli("approve", cancel, check_rc=0)
+        wait_for(lambda: not any(os.path.exists(f) for f in files), what="the withdrawn item's preview files to go")
+        check(len(fb.published_posts()) == 1 and all(len(f.sent) == 1 for f in lines.values()),
+              "the withdrawn item went out")
+    S.case("an item withdrawn while it waits loses its preview files", cancel_while_waiting)
+
     S.stop_daemon(d, "daemon stopped cleanly")
     fb.stop()
     for fake in lines.values():
