@@ -478,10 +478,6 @@ static void link_schedule_reconnect(TowerLink *l) {
                 link_log(l, PRAKAT_LOG_ERR, "Cannot arm the reconnect timer; staying offline.");
 }
 
-static char *strdup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
-}
-
 int tower_link_new(const prakat_host *host, const TowerLinkOptions *o, const TowerLinkCallbacks *callbacks,
                    void *userdata, TowerLink **ret) {
         TowerLink *l;

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "prakat-channel.h"
 
@@ -36,6 +38,11 @@
 #define TOWER_SCHEDULE_ITEMS_MAX 1000
 #define TOWER_SCHEDULE_BYTES_MAX (4 * 1024 * 1024)
 #define TOWER_TOPIC_PREFIX_MAX 128
+
+/* A copy of `s`, or NULL for NULL (and when out of memory). */
+static inline char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
 
 /* ---- plan.c ---------------------------------------------------------------------------------- */
 

@@ -180,10 +180,6 @@ static bool streq_ptr(const char *a, const char *b) {
         return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-static char *strdup_or_null(const char *s) {
-        return s ? strdup(s) : NULL;
-}
-
 /* At most `max` bytes of `s`, cut at a UTF-8 character boundary. */
 static char *utf8_prefix(const char *s, size_t max) {
         size_t n = s ? strlen(s) : 0;

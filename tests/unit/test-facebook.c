@@ -534,6 +534,38 @@ static void test_plain_post(void **state) {
         assert_int_equal(n_calls, before);
 }
 
+/* The preview shows the very message and link publish() then sends, and sends nothing itself. */
+static void test_preview_is_what_is_sent(void **state) {
+        Fixture *f = *state;
+        configure(f, NULL);
+        char url[128], *text = NULL;
+        prakat_announcement a = announcement("pv1", url, sizeof url);
+        size_t before = n_calls;
+        assert_true(PRAKAT_PLUGIN_HAS(plugin, preview));
+        assert_int_equal(plugin->preview(f->instance, &a, NULL, &text), 0);
+        assert_int_equal(n_calls, before);
+        assert_false(state_file_exists("pending", "pv1"));
+        char *message = graph_compose_message(a.title, a.body, a.article_url, a.id);
+        PluginBuf shown = {}, form = {};
+        plugin_buf_printf(&shown, "message:\n-----\n%s\n-----\nลิงก์ / link: %s\n", message, url);
+        char *expected = plugin_buf_steal(&shown, NULL);
+        assert_non_null(strstr(text, expected));
+        assert_non_null(strstr(text, "POST /123456789/feed"));
+
+        prakat_job *job = publish(f, &a);
+        FakeCall *c = next_call();
+        graph_form_add(&form, "message", message);
+        char *encoded = plugin_buf_steal(&form, NULL);
+        assert_non_null(strstr(c->body, encoded));
+        answer(c, (Answer) { .status = 200, .body = "{\"id\":\"123456789_78\"}" });
+        assert_outcome(f, job, PRAKAT_OUTCOME_DONE);
+        free(encoded);
+        free(expected);
+        free(message);
+        free(text);
+        assert_int_equal(plugin->preview(f->instance, &(prakat_announcement) { .id = "../x" }, NULL, &text), -EINVAL);
+}
+
 static void test_ambiguous_then_found(void **state) {
         Fixture *f = *state;
         configure(f, NULL);
@@ -828,6 +860,7 @@ int main(void) {
                 cmocka_unit_test(test_form_and_scrub),
                 cmocka_unit_test_setup_teardown(test_config, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_plain_post, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_preview_is_what_is_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ambiguous_then_found, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ambiguous_not_found_retries_carefully, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reconcile_gives_up_after_hours, setup, teardown),

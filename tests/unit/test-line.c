@@ -631,6 +631,42 @@ static void test_narrowcast_followed(void **state) {
         assert_non_null(strstr(fin->message, "delivered to 5 of 5"));
 }
 
+/* The preview's request body is the narrowcast's body, byte for byte once parsed; nothing is sent. */
+static void test_preview_is_what_is_sent(void **state) {
+        Fixture *f = *state;
+        configure_ok(f, "audience.1=111;style=text");
+        prakat_job job = { .channel = "line", .attempt = 1 };
+        static const unsigned villages[] = { 1 };
+        prakat_announcement a = announcement("pv1", "ประชุมหมู่ 1", "เนื้อหา");
+        char *text = NULL;
+        a.all_villages = false;
+        a.villages = villages;
+        a.n_villages = 1;
+        unsigned before = n_requests;
+        assert_int_equal(plugin->preview(f->instance, &a, NULL, &text), 0);
+        assert_int_equal(n_requests, before);
+        assert_null(calls);
+        assert_non_null(strstr(text, "(narrowcast, POST /v2/bot/message/narrowcast)"));
+        char *plain = line_message_text(&a, LINE_TEXT_MAX);
+        assert_non_null(strstr(text, plain));
+        const char *start = strstr(text, "request body:\n");
+        assert_non_null(start);
+        json_t *shown = json_loads(start + strlen("request body:\n"), JSON_DISABLE_EOF_CHECK, NULL);
+        assert_non_null(shown);
+
+        assert_int_equal(plugin->publish(f->instance, &job, &a), 0);
+        answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
+        TestCall *post = take("/v2/bot/message/narrowcast");
+        json_t *sent = json_loads(post->body, 0, NULL);
+        assert_true(json_equal(shown, sent));
+        json_decref(sent);
+        json_decref(shown);
+        TestHeaders h = { { "x-line-request-id" }, { "nc-pv" } };
+        answer_full(post, 0, 202, "{}", &h);
+        free(plain);
+        free(text);
+}
+
 static void test_narrowcast_slow_lets_go(void **state) {
         Fixture *f = *state;
         configure_ok(f, "mode=narrowcast");
@@ -768,6 +804,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bad_request_fails, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_narrowcast_followed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_narrowcast_slow_lets_go, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_preview_is_what_is_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_401_and_health, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rate_window, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_max_in_flight, setup, teardown),

@@ -2,7 +2,8 @@
 /*
  * Unit tests of the tower channel's pure parts: the config values, the play instants of an
  * announcement (slots, quiet hours, emergencies, midnight and year ends) and the item state with
- * its acks.  plan.c and store.c are included whole; they use nothing but libc and jansson.
+ * its acks; and the plugin's preview against tests/unit/fake-host.h (it never connects).  The
+ * channel's sources are included whole.
  * Local time is Asia/Bangkok, set with TZ as prakatd sets it.
  */
 #include <stdarg.h>
@@ -15,7 +16,10 @@
 
 #include "tower/plan.c"
 #include "tower/store.c"
+#include "tower/link.c"
+#include "tower/tower.c"
 #include "plugin-util.h"
+#include "fake-host.h"
 
 #define SEC TOWER_SEC
 
@@ -383,6 +387,76 @@ static void test_ack_line(void **state) {
                                               &st, &detail), -EINVAL);
 }
 
+/* ---- the plugin's preview ---- */
+
+static int stub_io_watch(const prakat_host *host, int fd, uint32_t events, prakat_io_fn fn, void *userdata,
+                         prakat_io **ret_io) {
+        return -EOPNOTSUPP;
+}
+
+static int stub_io_set_events(prakat_io *io, uint32_t events) {
+        return -EOPNOTSUPP;
+}
+
+static void stub_io_cancel(prakat_io *io) {
+}
+
+static void stub_job_note(const prakat_host *host, prakat_job *job, const char *message, const char *message_th) {
+}
+
+/*
+ * The preview is the plan publish() makes, in words: per village its times, then repeat, priority
+ * and the spoken text; nothing is planned, stored or sent.
+ */
+static void test_preview(void **state) {
+        char dir[] = "/tmp/prakat-test-tower-preview-XXXXXX";
+        FakeHost fake;
+        void *instance = NULL;
+        char error[256] = "", *text = NULL;
+        unsigned line = 0;
+        static const unsigned villages[] = { 1, 3, 7 };
+
+        assert_non_null(mkdtemp(dir));
+        fake_host_init(&fake, dir);
+        fake.host.channel = "tower";
+        fake.host.io_watch = stub_io_watch;
+        fake.host.io_set_events = stub_io_set_events;
+        fake.host.io_cancel = stub_io_cancel;
+        fake.host.job_note = stub_job_note;
+        fake.quiet = true;
+        fake.now = utc("2026-11-25T02:00:00Z"); /* 09:00 in Bangkok: the next slot is 17:00 */
+        prakat_config_entry entries[] = {
+                { "broker", "mqtt://127.0.0.1:9", 2 },
+                { "topic_prefix", "bokaeo/test", 3 },
+                { "villages", "1-3", 4 },
+                { "gap", "2s", 5 },
+        };
+        assert_int_equal(tower_plugin.configure(&fake.host, entries, 4, &instance, error, sizeof error, &line), 0);
+        prakat_announcement a = {
+                .id = "pv1", .title = "ประชุมประชาคม", .body = "เชิญทุกบ้าน", .category = "ข่าว",
+                .publish_at = fake.now, .villages = villages, .n_villages = 3, .repeat = 2,
+                .priority = PRAKAT_PRIORITY_URGENT,
+        };
+        assert_true(PRAKAT_PLUGIN_HAS(&tower_plugin, preview));
+        assert_int_equal(tower_plugin.preview(instance, &a, NULL, &text), 0);
+        assert_non_null(strstr(text, "priority: urgent; เล่นซ้ำ / repeat: 2 (gap 2 s)\n"));
+        assert_non_null(strstr(text, "หมู่ 1 / village 1: 25 พฤศจิกายน 2569 เวลา 17:00 น. (2026-11-25T10:00:00Z)\n"
+                                     "หมู่ 3 / village 3: 25 พฤศจิกายน 2569 เวลา 17:00 น. (2026-11-25T10:00:00Z)\n"));
+        assert_null(strstr(text, "village 2:"));
+        assert_non_null(strstr(text, "no tower in village(s) 7\n"));
+        assert_non_null(strstr(text, "-----\nประชุมประชาคม\n\nเชิญทุกบ้าน\n-----\n"));
+        assert_null(tower_lookup(instance, "pv1")); /* nothing planned */
+        free(text);
+        a.id = "a..b";
+        assert_int_equal(tower_plugin.preview(instance, &a, NULL, &text), -EINVAL);
+        tower_plugin.destroy(instance);
+        assert_int_equal(fake_host_done(&fake), 0);
+        char *rm = NULL;
+        assert_true(asprintf(&rm, "rm -rf %s", dir) > 0);
+        assert_int_equal(system(rm), 0);
+        free(rm);
+}
+
 int main(void) {
         setenv("TZ", "Asia/Bangkok", 1);
         tzset();
@@ -391,6 +465,7 @@ int main(void) {
                 cmocka_unit_test(test_midnight_slot), cmocka_unit_test(test_emergency),
                 cmocka_unit_test(test_broadcast_at), cmocka_unit_test(test_item_json),
                 cmocka_unit_test(test_acks), cmocka_unit_test(test_ack_line),
+                cmocka_unit_test(test_preview),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

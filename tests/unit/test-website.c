@@ -654,6 +654,52 @@ static void test_attachments(void **state) {
                 free(paths[i]);
 }
 
+/*
+ * The preview renders the page publish() then writes (with a <base> at the public site), names the
+ * URLs the other channels will link to, and changes nothing: no file, no category, no timer.
+ */
+static void test_preview(void **state) {
+        Fixture *f = *state;
+        configure(f, NULL);
+        fake_host_run_due(&f->fake);
+        _cleanup_free_ char *picture = xasprintf("%s/photo.jpg", f->root), *page = xasprintf("%s/pv.html", f->root);
+        write_text(picture, "not really a JPEG");
+        prakat_attachment att = {.name = "photo.jpg", .path = picture, .mime = "image/jpeg", .size = 17};
+        prakat_announcement a = announcement("pv1", "ตัวอย่าง <b>หัวข้อ</b>", "เนื้อหา", "หมวดใหม่", T0);
+        a.attachments = &att;
+        a.n_attachments = 1;
+        Website *w = f->instance;
+        size_t categories = w->n_categories;
+        Snapshot before = snapshot_take(f);
+        char *text = NULL;
+
+        assert_int_equal(plugin->preview(f->instance, &a, page, &text), 0);
+        _cleanup_free_ char *changes = snapshot_changes(f, &before);
+        assert_string_equal(changes, "");
+        assert_int_equal(w->n_categories, categories);
+        assert_int_equal(fake_host_n_timers(&f->fake), 0);
+        const char *urls = "article_url: " BASE_URL "/a/pv1.html\nattachment_url: " BASE_URL "/files/pv1/1-photo.jpg\n";
+        assert_true(strncmp(text, urls, strlen(urls)) == 0);
+        assert_non_null(strstr(text, "feed.atom"));
+        _cleanup_free_ char *shown = NULL;
+        size_t size = 0;
+        assert_int_equal(read_file(page, 1 << 20, &shown, &size), 0);
+        const char *base = "<base href=\"" BASE_URL "/a/\">\n";
+        char *at = strstr(shown, base);
+        assert_non_null(at);
+        assert_non_null(strstr(shown, "ตัวอย่าง &lt;b&gt;หัวข้อ&lt;/b&gt;"));
+        memmove(at, at + strlen(base), strlen(at + strlen(base)) + 1);
+
+        prakat_job *job = publish(f, &a);
+        fake_host_run_due(&f->fake);
+        assert_done(f, job);
+        _cleanup_free_ char *published = read_out(f, "a/pv1.html");
+        assert_string_equal(shown, published);
+        free(text);
+        snapshot_free(&before);
+        assert_int_equal(plugin->preview(f->instance, &(prakat_announcement) {.id = "../x"}, NULL, &text), -EINVAL);
+}
+
 static void test_batch(void **state) {
         Fixture *f = *state;
         configure(f, NULL);
@@ -1168,6 +1214,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_summary_and_names, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_parse_robust, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attachments, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_preview, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pagination_incremental, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_republish_idempotent, setup, teardown),

@@ -403,6 +403,37 @@ static void test_publish_500_after_create(void **state) {
         assert_int_equal(fake_host_finish_of(&f->fake, &third)->outcome, PRAKAT_OUTCOME_DONE);
 }
 
+/* The preview: the title and content as the create sends them, slug, category, media; no request. */
+static void test_preview(void **state) {
+        Fixture *f = *state;
+        configure(f);
+        char picture[128], page[128], *text = NULL;
+        snprintf(picture, sizeof picture, "%s/ภาพ.jpg", f->root);
+        snprintf(page, sizeof page, "%s/pv.html", f->root);
+        write_file(picture, "jpeg", 0644);
+        prakat_attachment att = { .name = "ภาพ.jpg", .path = picture, .mime = "image/jpeg", .size = 4 };
+        prakat_announcement a = announcement("W-3");
+        a.attachments = &att;
+        a.n_attachments = 1;
+        unsigned before = n_requests;
+        assert_int_equal(wordpress_preview(f->wp, &a, page, &text), 0);
+        assert_int_equal(n_requests, before);
+        assert_false(call.active);
+        assert_non_null(strstr(text, "หัวข้อ / title: งด &lt;น้ำ&gt;\nslug: w-3\nหมวด / category: ข่าว\n"));
+        assert_non_null(strstr(text, "สื่อ / media 1: ภาพ.jpg (image/jpeg) w-3-1.jpg\n"));
+        char *content = wp_render_content("W-3", a.body, NULL, 0);
+        assert_non_null(strstr(text, content));
+        char *shown = NULL;
+        assert_int_equal(plugin_read_small_file(page, 1 << 20, &shown, NULL), 0);
+        assert_non_null(strstr(shown, "<h1>งด &lt;น้ำ&gt;</h1>"));
+        char record[256];
+        assert_int_equal(wp_record_path(f->wp, "W-3", record, sizeof record), 0);
+        assert_int_equal(access(record, F_OK), -1); /* nothing recorded */
+        free(shown);
+        free(content);
+        free(text);
+}
+
 static void test_refused_password(void **state) {
         Fixture *f = *state;
         configure(f);
@@ -458,6 +489,7 @@ int main(void) {
                 cmocka_unit_test(test_find_in_lists),
                 cmocka_unit_test_setup_teardown(test_config, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_publish_500_after_create, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_preview, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_password, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retract_notice, setup, teardown),
         };
