@@ -2720,11 +2720,7 @@ static int website_preview_page(Website *w, const prakat_announcement *a, const 
         plugin_buf_puts(&out, "/a/\">\n");
         plugin_buf_put(&out, page.data + split, page.size - split);
         plugin_buf_free(&page);
-        if (out.failed) {
-                plugin_buf_free(&out);
-                return -ENOMEM;
-        }
-        int r = plugin_write_file(page_path, out.data, out.size, false);
+        int r = out.failed ? -ENOMEM : plugin_write_file(page_path, out.data, out.size, false);
         plugin_buf_free(&out);
         return r;
 }

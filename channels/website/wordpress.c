@@ -1532,11 +1532,7 @@ static int wp_write_preview_page(const char *path, const char *title, const char
         plugin_buf_printf(&b, "<!DOCTYPE html>\n<html lang=\"th\">\n<head>\n<meta charset=\"utf-8\">\n"
                           "<title>%s</title>\n</head>\n<body>\n<article>\n<h1>%s</h1>\n%s</article>\n</body>\n</html>\n",
                           title, title, content);
-        if (b.failed) {
-                plugin_buf_free(&b);
-                return -ENOMEM;
-        }
-        int r = plugin_write_file(path, b.data, b.size, false);
+        int r = b.failed ? -ENOMEM : plugin_write_file(path, b.data, b.size, false);
         plugin_buf_free(&b);
         return r;
 }
