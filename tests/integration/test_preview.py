@@ -4,7 +4,8 @@ fake LINE accounts (Flex and text style) and the towers on a real mosquitto, a n
 waits with pending/ID.txt saying exactly what each channel will send and pending/ID.html showing the
 article page; nothing reaches any platform before `prakat approve`; after it, what Facebook and LINE
 received is what the preview showed, the towers got the villages, times and text it listed, and
-the preview files are gone."""
+the preview files are gone.  In WordPress mode the preview gives the post's title, slug and content,
+and the post made after approval has exactly those."""
 
 import json
 import os
@@ -15,10 +16,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
-from harness import (PLUGIN_DIR, TIMEOUT, Suite, check, chromium_dump_dom, make_env, read_text,  # noqa: E402
-                     require_build, tiny_png, wait_for)
+from harness import (PLUGIN_DIR, TIMEOUT, VILLAGES, Suite, check, chromium_dump_dom, make_env,  # noqa: E402
+                     read_text, require_build, tiny_png, wait_for)
 from channel_checks import write_secret  # noqa: E402
 from fake_platforms import FakeFacebook, FakeLine  # noqa: E402
+from fake_wordpress import FakeWordPress  # noqa: E402
 from mqtt_mini import Broker, MqttClient  # noqa: E402
 
 S = Suite("preview")
@@ -180,5 +182,50 @@ def preview():
     broker.stop()
 
 
+def wordpress():
+    password = os.urandom(12).hex()
+    fake = FakeWordPress(user="prakat", password=password, site="https://bokaeo.go.th")
+    url = fake.start()
+    tmp = S.tmpdir("wordpress")
+    env = make_env(tmp)
+    write_secret(os.path.join(tmp, "wordpress.password"), password)
+    env.write_config(text=(
+        "[prakat]\nspool = %s\nstate = %s\nruntime_dir = %s\ntimezone = Asia/Bangkok\nsettle = 300ms\n"
+        "retry_min = 1s\nretry_max = 3s\nplugin_dir = %s\nrequire_approval = yes\n\n%s\n"
+        "[channel website]\nplugin = website\nmode = wordpress\nwordpress_url = %s\nwordpress_user = prakat\n"
+        "wordpress_password_file = wordpress.password\ntimeout = 2s\nhealth_interval = 1s\n") % (
+            env.spool, env.state, env.runtime, PLUGIN_DIR, VILLAGES, url))
+    d = S.daemon(env)
+    d.start()
+    id = "wp-preview-1"
+    txt, html = (os.path.join(env.spool, "pending", id + ext) for ext in (".txt", ".html"))
+    state = {}
+
+    def waits_with_the_post():
+        env.drop("wp.txt", "หัวข้อ: %s\nรหัส: %s\nหมวด: ข่าวกิจกรรม\n\n%s" % (TITLE, id, BODY))
+        wait_for(lambda: os.path.exists(txt) and os.path.exists(html), what="pending/%s.txt and .html" % id)
+        site = section(read_text(txt), "website")
+        check("slug: %s\n" % id in site and "หมวด / category: ข่าวกิจกรรม" in site,
+              "the WordPress section lacks the slug or the category:\n" + site)
+        check("title: ประชุมประชาคม &lt;หมู่ 1 &amp; 3&gt;" in site, "the title is not shown as it is sent:\n" + site)
+        state["site"] = site
+        check("<h1>ประชุมประชาคม &lt;หมู่ 1 &amp; 3&gt;" in chromium_dump_dom(tmp, html), "the page lacks the title")
+        posts = [r for r in fake.request_log() if r["method"] == "POST"]
+        check(posts == [], "WordPress got requests before approval: %s" % posts)
+    S.case("WordPress mode: the preview gives the post's title, slug, category and content", waits_with_the_post)
+
+    def approve_makes_that_post():
+        env.cli("approve", id, check_rc=0)
+        post = wait_for(lambda: (fake.posts_with_slug(id) or [None])[0], what="the post")
+        content = between_rules(state["site"], "content (HTML):")
+        check(post["content"].rstrip("\n") == content, "the post's content is not the preview's:\n%r\n%r" %
+              (post["content"], content))
+        wait_for(lambda: not os.path.exists(txt) and not os.path.exists(html), what="the preview files to go")
+    S.case("WordPress mode: after approval the post has the content the preview showed", approve_makes_that_post)
+    S.stop_daemon(d, "WordPress daemon stopped cleanly")
+    fake.stop()
+
+
 preview()
+wordpress()
 S.finish()
