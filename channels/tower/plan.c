@@ -386,8 +386,12 @@ int tower_parse_utc(const char *s, prakat_usec_t *ret) {
         end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
         if (!end || *end != 0)
                 return -EINVAL;
+        struct tm want = tm, back;
         t = timegm(&tm);
-        if (t <= 0)
+        /* strptime takes 31 February; timegm would quietly make it 3 March: refuse what does not exist. */
+        if (t <= 0 || !gmtime_r(&t, &back) || back.tm_year != want.tm_year || back.tm_mon != want.tm_mon ||
+            back.tm_mday != want.tm_mday || back.tm_hour != want.tm_hour || back.tm_min != want.tm_min ||
+            back.tm_sec != want.tm_sec)
                 return -EINVAL;
         *ret = (prakat_usec_t) t * TOWER_SEC;
         return 0;

@@ -67,6 +67,13 @@ static void test_parse_values(void **state) {
 
         assert_int_equal(tower_parse_time_of_day("07:00", &s), 0);
         assert_int_equal(s, 7 * 3600);
+        /* Dates that do not exist are refused, not rolled over into the next month. */
+        prakat_usec_t at;
+        assert_int_equal(tower_parse_utc("2026-02-28T23:59:59Z", &at), 0);
+        assert_int_equal(tower_parse_utc("2028-02-29T00:00:00Z", &at), 0);
+        assert_int_equal(tower_parse_utc("2026-02-31T00:00:00Z", &at), -EINVAL);
+        assert_int_equal(tower_parse_utc("2026-02-29T00:00:00Z", &at), -EINVAL);
+        assert_int_equal(tower_parse_utc("2026-04-31T07:00:00Z", &at), -EINVAL);
         assert_int_equal(tower_parse_time_of_day(" 7.30 ", &s), 0);
         assert_int_equal(s, 7 * 3600 + 30 * 60);
         assert_int_equal(tower_parse_time_of_day("17:30:15", &s), 0);
