@@ -141,6 +141,16 @@ static int fail(ParseError *e, unsigned line, const char *th, const char *en, ..
         return -EINVAL;
 }
 
+void announcement_target_missing(const Announcement *a, ParseError *e) {
+        const char *target = a->cancel ? a->cancel : a->replaces;
+
+        parse_error_done(e);
+        e->th = xasprintf("ไม่พบประกาศรหัส %s ที่จะ%s ตรวจรหัสจากใบรับรองการเผยแพร่ (receipt.txt ในโฟลเดอร์ published)",
+                          target, a->cancel ? "ยกเลิก" : "แทนที่");
+        e->en = xasprintf("There is no announcement %s to %s. Check the id on its receipt (receipt.txt in the "
+                          "published folder).", target, a->cancel ? "withdraw" : "replace");
+}
+
 void parse_error_done(ParseError *e) {
         free(e->th);
         free(e->en);

@@ -77,6 +77,9 @@ int announcement_parse_json(const ParseContext *ctx, const char *name, const voi
 void announcement_free(Announcement *a);
 void parse_error_done(ParseError *e);
 
+/* Sets the error of a Cancel:/Replaces: naming an id that was never received. */
+void announcement_target_missing(const Announcement *a, ParseError *e);
+
 /* The Thai-and-English text of NAME.error.txt. */
 char *parse_error_format(const ParseError *e, const char *name, usec_t now);
 

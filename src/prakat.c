@@ -46,6 +46,20 @@ static void print_json(json_t *j) {
 
 /* ---- validate ---- */
 
+/*
+ * Whether the id a Cancel: or Replaces: names was received, from the state folder (queue/ or done/).
+ * Someone who may not read the state is not told it is missing: the daemon checks again anyway.
+ */
+static bool validate_target_known(const Config *config, const Announcement *a) {
+        const char *target = a->cancel ? a->cancel : a->replaces;
+        _cleanup_free_ char *queued = xasprintf("%s/queue/%s", config->state, target),
+                            *done = xasprintf("%s/done/%s", config->state, target);
+
+        if (access(queued, F_OK) == 0 || access(done, F_OK) == 0)
+                return true;
+        return errno != ENOENT;
+}
+
 static int cmd_validate(const Options *o, int argc, char **argv) {
         Config *config = NULL;
         int bad = 0, r;
@@ -68,6 +82,11 @@ static int cmd_validate(const Options *o, int argc, char **argv) {
                         path[--n] = 0;
                 slash = strrchr(path, '/');
                 r = announcement_load(&ctx, path, slash ? slash + 1 : path, &a, &e);
+                if (r >= 0 && (a->cancel || a->replaces) && !validate_target_known(config, a)) {
+                        announcement_target_missing(a, &e);
+                        announcement_free(a);
+                        r = -EINVAL;
+                }
                 if (r < 0) {
                         _cleanup_free_ char *text = parse_error_format(&e, argv[i], ctx.now);
                         printf("%s\n", text);

@@ -225,13 +225,7 @@ static bool spool_check_target(Spool *s, const Announcement *a, ParseError *e) {
 
         if (!target || queue_id_exists(s->m->queue, target))
                 return true;
-        _cleanup_free_ char *th = xasprintf("ไม่พบประกาศรหัส %s ที่จะ%s ตรวจรหัสจากใบรับรองการเผยแพร่ "
-                                            "(receipt.txt ในโฟลเดอร์ published)", target,
-                                            a->cancel ? "ยกเลิก" : "แทนที่");
-        _cleanup_free_ char *en = xasprintf("There is no announcement %s to %s. Check the id on its receipt "
-                                            "(receipt.txt in the published folder).", target,
-                                            a->cancel ? "withdraw" : "replace");
-        parse_error_set(e, th, en);
+        announcement_target_missing(a, e);
         return false;
 }
 
