@@ -358,8 +358,9 @@ static ChannelInstance *entry_page_channel(Manager *m, const Entry *e) {
 static void view_take_website_urls(View *v, const char *text) {
         size_t n = 0;
 
-        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        for (const char *line = text ? text : "", *next; *line; line = next) {
                 size_t len = strcspn(line, "\n");
+                next = line + len + (line[len] == '\n');
                 if (strncmp(line, "article_url: ", 13) == 0 && !v->a.article_url)
                         v->a.article_url = v->preview_article_url = xstrndup(line + 13, len - 13);
                 else if (strncmp(line, "attachment_url: ", 16) == 0 && n < v->a.n_attachments) {
