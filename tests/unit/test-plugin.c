@@ -59,27 +59,27 @@ static char *build_plugin(const char *name, const char *size_expression, unsigne
         return object;
 }
 
-static void test_older_plugin_loads_without_preview(void **state) {
-        /* Its preview pointer is set, but past its struct_size: what an old plugin's memory would hold there. */
-        _cleanup_free_ char *path = build_plugin("older", "offsetof(prakat_channel_plugin, preview)", 1, true);
+/* Builds and opens a plugin of ABI version 1 that must load; returns whether it offers preview(). */
+static bool loads_with_preview(const char *name, const char *size_expression, bool with_preview) {
+        _cleanup_free_ char *path = build_plugin(name, size_expression, 1, with_preview);
         const prakat_channel_plugin *p = NULL;
         char *error = NULL;
         void *dl = NULL;
 
         assert_int_equal(plugin_open(path, &dl, &p, &error), 0);
-        assert_false(PRAKAT_PLUGIN_HAS(p, preview));
+        bool has = PRAKAT_PLUGIN_HAS(p, preview);
         dlclose(dl);
+        return has;
+}
+
+static void test_older_plugin_loads_without_preview(void **state) {
+        /* Its preview pointer is set, but past its struct_size: what an old plugin's memory would hold there. */
+        assert_false(loads_with_preview("older", "offsetof(prakat_channel_plugin, preview)", true));
 }
 
 static void test_current_plugin_has_preview(void **state) {
-        _cleanup_free_ char *path = build_plugin("current", "sizeof(prakat_channel_plugin)", 1, true);
-        const prakat_channel_plugin *p = NULL;
-        char *error = NULL;
-        void *dl = NULL;
-
-        assert_int_equal(plugin_open(path, &dl, &p, &error), 0);
-        assert_true(PRAKAT_PLUGIN_HAS(p, preview));
-        dlclose(dl);
+        assert_true(loads_with_preview("current", "sizeof(prakat_channel_plugin)", true));
+        assert_false(loads_with_preview("nopreview", "sizeof(prakat_channel_plugin)", false));
 }
 
 static void test_refused(void **state) {
