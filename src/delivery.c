@@ -56,6 +56,35 @@ static void entry_mark_finishing(Manager *m, Entry *e) {
         m->n_finishing++;
 }
 
+/*
+ * An interim receipt: when some channels are done and every other one waits at least this long (a
+ * tower slot this evening, a platform that asked for an hour), staff get a receipt now that says what
+ * went out and what waits until when.  The final receipt replaces it.
+ */
+#define INTERIM_RECEIPT_WAIT (10 * USEC_PER_MINUTE)
+
+static bool entry_waits_long(const Entry *e, usec_t now) {
+        bool any_ended = false;
+
+        if (entry_is_finished(e) || e->held || e->approval == APPROVAL_WAITING)
+                return false;
+        for (size_t i = 0; i < e->n_jobs; i++) {
+                const Job *j = &e->jobs[i];
+                if (job_state_is_final(j->state))
+                        any_ended |= j->state != JOB_SKIPPED;
+                else if ((j->state != JOB_DEFERRED && j->state != JOB_SCHEDULED) || j->next_try < now + INTERIM_RECEIPT_WAIT)
+                        return false;
+        }
+        return any_ended;
+}
+
+static void entry_check_interim(Manager *m, Entry *e, usec_t now) {
+        if (!e->interim_due && entry_waits_long(e, now)) {
+                e->interim_due = true;
+                m->n_interim++;
+        }
+}
+
 void delivery_create_jobs(Manager *m, Entry *e) {
         const Announcement *a = e->announcement;
         size_t n = a->n_channels + a->n_skipped_channels;
@@ -193,6 +222,7 @@ void delivery_schedule_entry(Manager *m, Entry *e) {
                 pending_preview_write(m, e);
         for (size_t i = 0; i < e->n_jobs; i++)
                 job_schedule(m, &e->jobs[i]);
+        entry_check_interim(m, e, clock_now());
         if (entry_is_finished(e) && !e->finishing) {
                 /* Nothing to do (everything skipped, or finished before a crash): finish after the flush. */
                 entry_mark_finishing(m, e);
@@ -721,6 +751,40 @@ void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res
                 entry_after_website(m, e);
         if (entry_is_finished(e))
                 entry_mark_finishing(m, e);
+        else
+                entry_check_interim(m, e, now);
+}
+
+/* Interim receipts of the entries that wait long, once their state is saved; one batch, like the final ones. */
+static size_t entries_interim(Manager *m) {
+        size_t n = 0, n_left = 0, total = queue_size(m->queue);
+        Entry **list = xcalloc(total ? total : 1, sizeof(Entry *));
+        int *results = xcalloc(total ? total : 1, sizeof(int));
+        usec_t now = clock_now();
+
+        for (size_t i = 0; i < total; i++) {
+                Entry *e = queue_entry(m->queue, i);
+                if (!e->interim_due)
+                        continue;
+                if (e->dirty) {
+                        n_left++;
+                        continue;
+                }
+                e->interim_due = false;
+                if (entry_waits_long(e, now)) /* still: nothing started or ended meanwhile */
+                        list[n++] = e;
+        }
+        (void) receipt_publish(m->config, list, n, now, results);
+        for (size_t i = 0; i < n; i++)
+                if (results[i] < 0)
+                        log_full(LOG_ERR, results[i], list[i]->announcement->id, NULL,
+                                 "Failed to write the interim receipt into published/: %m");
+                else
+                        log_full(LOG_INFO, 0, list[i]->announcement->id, NULL,
+                                 "Interim receipt written: some channels wait for later");
+        free(results);
+        free(list);
+        return n_left;
 }
 
 /* Writes the receipts of every entry whose jobs have all ended and are saved, then retires them, in one
@@ -781,6 +845,8 @@ void delivery_after_flush(Manager *m) {
                 else
                         list[i]->start_pending = false; /* stays "sending" on disk: resumed after restart */
         free(list);
+        if (m->n_interim > 0)
+                m->n_interim = entries_interim(m);
         /* Entries that could not finish are tried again after the next flush. */
         if (m->n_finishing > 0) {
                 m->n_finishing = entries_finish(m);

@@ -33,6 +33,7 @@ struct Manager {
         Job **start_list;              /* jobs made "sending" on disk, to hand to plugins after the flush */
         size_t n_start, cap_start;
         size_t n_finishing; /* entries waiting for their receipt */
+        size_t n_interim;   /* entries waiting for an interim receipt */
         unsigned in_flight;
         bool stopping;
         sd_event_source *stop_timer;

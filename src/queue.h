@@ -76,6 +76,7 @@ struct Entry {
         uint64_t source_ino, source_mtime; /* of the dropped file, to recognise it after a crash */
         bool dirty;
         bool finishing;
+        bool interim_due; /* an interim receipt should be (re)written: a channel waits long (delivery.c) */
         char *dir; /* STATE/queue/ID */
 };
 

@@ -49,6 +49,13 @@ static void job_lines(const Job *j, StrBuf *b, bool thai) {
         if (j->attempts > 1)
                 strbuf_printf(b, thai ? " (ส่ง %u ครั้ง)" : " (%u attempts)", j->attempts);
         strbuf_append(b, "\n");
+        if (!job_state_is_final(j->state) && j->next_try) {
+                if (thai)
+                        thaidate_format(j->next_try, THAIDATE_LONG, when, sizeof when);
+                else
+                        thaidate_format_iso(j->next_try, when, sizeof when);
+                strbuf_printf(b, thai ? "  ดำเนินการต่อเมื่อ: %s\n" : "  next: %s\n", when);
+        }
         if (j->link)
                 strbuf_printf(b, thai ? "  ลิงก์: %s\n" : "  link: %s\n", j->link);
         if (j->remote_id)
@@ -73,6 +80,9 @@ char *receipt_format(const Config *c, const Entry *e, usec_t now) {
         if (a->expires)
                 thaidate_format(a->expires, THAIDATE_LONG, expires, sizeof expires);
 
+        if (!entry_is_finished(e))
+                strbuf_append(&b, "ใบรับรองชั่วคราว: บางช่องทางยังรอคิว ใบรับรองฉบับสมบูรณ์จะมาแทนที่เมื่อครบทุกช่องทาง\n"
+                                  "(Interim receipt: some channels are still waiting; the final one replaces it.)\n\n");
         strbuf_printf(&b, "ใบรับรองการเผยแพร่ประกาศ\n========================\n"
                       "รหัสประกาศ: %s\nหัวข้อ: %s\nหมวด: %s\nไฟล์ต้นฉบับ: %s\nรับไฟล์เมื่อ: %s\nกำหนดเผยแพร่: %s\n",
                       a->id, a->title, a->category, a->source_name ? a->source_name : "-", received, published);
@@ -91,6 +101,9 @@ char *receipt_format(const Config *c, const Entry *e, usec_t now) {
                 job_lines(&e->jobs[i], &b, true);
         strbuf_printf(&b, "\nออกใบรับรองเมื่อ %s\n\n----------------------------------------\n\n", made);
 
+        if (!entry_is_finished(e))
+                strbuf_append(&b, "INTERIM receipt: some channels are still waiting (see \"next\" below); the final "
+                                  "receipt replaces this one when every channel has finished.\n\n");
         strbuf_printf(&b, "Publication receipt\n===================\n"
                       "Announcement id: %s\nTitle: %s\nCategory: %s\nOriginal file: %s\nReceived: %s\n"
                       "Publish at: %s\n",
@@ -151,6 +164,25 @@ static int receipt_stage(const Config *c, const Entry *e, usec_t now, const char
         return 0;
 }
 
+/*
+ * Puts a staged folder in place.  One that is there already (an interim receipt, or one left by a crash
+ * between this rename and the move to done/) is swapped out in one step, so staff never find the
+ * folder missing, then removed.
+ */
+static int receipt_install(const char *temp, const char *final) {
+        if (renameat2(AT_FDCWD, temp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+                return 0;
+        if (errno == EEXIST && renameat2(AT_FDCWD, temp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+                (void) remove_tree(temp); /* the old folder, now under the temporary name */
+                return 0;
+        }
+        if (errno != EINVAL && errno != ENOSYS && errno != EEXIST)
+                return -errno;
+        /* A filesystem without renameat2 flags: remove, then rename. */
+        (void) remove_tree(final);
+        return rename(temp, final) < 0 ? -errno : 0;
+}
+
 size_t receipt_publish(const Config *c, Entry *const *entries, size_t n, usec_t now, int *results) {
         _cleanup_free_ char *published = path_join(c->spool, "published");
         char **temps = xcalloc(n ? n : 1, sizeof(char *)), **finals = xcalloc(n ? n : 1, sizeof(char *));
@@ -174,11 +206,8 @@ size_t receipt_publish(const Config *c, Entry *const *entries, size_t n, usec_t 
                         continue;
                 if (r < 0)
                         results[i] = r;
-                else {
-                        /* Replacing a folder left by a crash between this rename and the move to done/. */
-                        (void) remove_tree(finals[i]);
-                        results[i] = rename(temps[i], finals[i]) < 0 ? -errno : 0;
-                }
+                else
+                        results[i] = receipt_install(temps[i], finals[i]);
                 if (results[i] < 0)
                         (void) remove_tree(temps[i]);
                 else
