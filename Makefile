@@ -13,6 +13,7 @@ CC       ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS     := libsystemd libcurl jansson libmosquitto inih
 PLUGINDIR ?= $(PREFIX)/lib/prakat/channels
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 CFLAGS   ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -109,8 +110,8 @@ run: deps
 	@sh tests/run-local.sh $(BUILD)
 
 check: deps
-	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory SANITIZE=1 BUILD=build-asan all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) SANITIZE=1 BUILD=build-asan all
 	@sh tests/run-all.sh build build-asan valgrind:build
 
 check-unit: all

@@ -27,6 +27,12 @@ count_cmocka() { # log file -> adds to passed/failed
         failed=$((failed + ${f:-0}))
 }
 
+run_suite() { # BUILD VALGRIND TAG FILE: runs one integration suite into its log, its exit status beside it
+        log="$out/$(echo "$3/$(basename "$4" .py)" | tr / _).log"
+        PRAKAT_VALGRIND=$2 PRAKAT_BUILD="$1" timeout 900 /usr/bin/python3 "$4" >"$log" 2>&1
+        echo $? >"$log.rc"
+}
+
 for build in "$@"; do
         vg=0
         case "$build" in valgrind:*) vg=1; build=${build#valgrind:} ;; esac
@@ -45,16 +51,36 @@ for build in "$@"; do
                 echo "unit $name: $(grep -E '^\[  (PASSED|FAILED)  \]' "$log" | tr '\n' ' ')"
         done
         [ $unit_only -eq 1 ] && continue
+        # Two lanes side by side (most suites mostly wait on sleeps and sockets): the timing-sensitive
+        # ones (towers, crashes, outages, a full disk) one after another in one lane, the rest in the
+        # other.  PRAKAT_TEST_LANES=1 runs everything in one lane.
+        suites=""
+        lane_a=""
+        lane_b=""
         for t in "$top"/tests/integration/test_*.py "$top"/tests/fault/test_*.py; do
                 [ -f "$t" ] || continue
                 case " $vg_tests " in *" $(basename "$t" .py) "*) ;; *) [ $vg -eq 0 ] || continue ;; esac
+                suites="$suites $t"
+                case "$(basename "$t" .py)" in
+                test_tower_* | test_crash* | test_outage | test_disk_full) lane_a="$lane_a $t" ;;
+                *) lane_b="$lane_b $t" ;;
+                esac
+        done
+        if [ "${PRAKAT_TEST_LANES:-2}" -ge 2 ]; then
+                (for t in $lane_a; do run_suite "$build" $vg "$tag" "$t"; done) &
+                lane=$!
+                for t in $lane_b; do run_suite "$build" $vg "$tag" "$t"; done
+                wait $lane
+        else
+                for t in $suites; do run_suite "$build" $vg "$tag" "$t"; done
+        fi
+        for t in $suites; do
                 name="$tag/$(basename "$t" .py)"
                 log="$out/$(echo "$name" | tr / _).log"
-                PRAKAT_VALGRIND=$vg PRAKAT_BUILD="$build" timeout 900 /usr/bin/python3 "$t" >"$log" 2>&1
-                rc=$?
+                rc=$(cat "$log.rc" 2>/dev/null || echo 1)
                 p=$(grep -c '^PASS: ' "$log")
                 f=$(grep -c '^FAIL: ' "$log")
-                if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $name exited with $rc" >>"$log"; fi
+                if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "FAIL: $name exited with $rc" >>"$log"; fi
                 passed=$((passed + p))
                 failed=$((failed + f))
                 [ "$f" -gt 0 ] && failures="$failures $name"
