@@ -127,8 +127,14 @@ struct Task {
         bool waiting;
 };
 
+/* Posts whose records wait for one sync before their pending/ID goes (at most this many, or the next
+ * health check, or the instance's end). */
+#define SETTLE_BATCH 64
+
 struct Facebook {
         const prakat_host *host;
+        char *settled[SETTLE_BATCH];
+        size_t n_settled;
         char *page_id;
         char *api_base; /* without a trailing slash; its last part is the Graph version */
         char *version;
@@ -682,6 +688,23 @@ static void task_fail(Task *t, const GraphOutcome *o) {
         task_finish(t, PRAKAT_OUTCOME_FAILED, o->text, th, NULL, NULL, 0);
 }
 
+/* Removes the pending/ID of settled posts once a batch of their records is synced (store_settle). */
+static void fb_settle_now(Facebook *fb) {
+        store_settle(fb->host->state_dir, fb->settled, fb->n_settled);
+        for (size_t i = 0; i < fb->n_settled; i++)
+                free(fb->settled[i]);
+        fb->n_settled = 0;
+}
+
+static void fb_settle_later(Facebook *fb, const char *id) {
+        char *copy = strdup(id);
+        if (!copy)
+                return;
+        fb->settled[fb->n_settled++] = copy;
+        if (fb->n_settled == SETTLE_BATCH)
+                fb_settle_now(fb);
+}
+
 /* The announcement is on the Page as `post_id`: remember it, forget what was pending, done. */
 static void task_published(Task *t, const char *post_id, const char *permalink, const char *en, const char *th) {
         Facebook *fb = t->fb;
@@ -692,8 +715,10 @@ static void task_published(Task *t, const char *post_id, const char *permalink, 
                 fb->host->log(fb->host, PRAKAT_LOG_WARNING, t->id,
                               "Failed to record post %s in %s/posts: %s, ignoring", post_id, fb->host->state_dir,
                               strerror(-r));
-        (void) store_remove(fb->host->state_dir, "pending", t->id);
         (void) store_remove(fb->host->state_dir, "photos", t->id);
+        /* Without a record pending/ID stays for good, and a later attempt reads the Page first. */
+        if (r >= 0)
+                fb_settle_later(fb, t->id);
         task_finish(t, PRAKAT_OUTCOME_DONE, en, th, link, post_id, 0);
         free(own);
 }
@@ -1127,6 +1152,7 @@ static void on_health_timer(void *userdata) {
         char error[1024];
 
         fb->health_timer = NULL;
+        fb_settle_now(fb);
         if (fb->health_call)
                 return;
         prakat_usec_t now = fb_now(fb);
@@ -1312,6 +1338,7 @@ static void facebook_free(Facebook *fb) {
         /* Only when prakatd exits with jobs still in our hands: they are resumed after the restart. */
         while (fb->tasks)
                 task_free(fb->tasks);
+        fb_settle_now(fb);
         fb->host->timer_cancel(fb->health_timer);
         fb->host->http_cancel(fb->health_call);
         plugin_free_secret(fb->token);

@@ -98,5 +98,6 @@ int store_read_photos(const char *state_dir, const char *id, char ***ret_ids, si
 int store_write_photos(const char *state_dir, const char *id, char *const *ids, size_t n);
 /* Removes pending/ID or photos/ID ("pending", "photos"); a missing file is fine. */
 int store_remove(const char *state_dir, const char *kind, const char *id);
+void store_settle(const char *state_dir, char *const *ids, size_t n);
 
 #endif

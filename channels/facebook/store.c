@@ -4,21 +4,23 @@
  * announcement and kind, under host->state_dir:
  *
  *   posts/ID     "this announcement is the post P (link L)": written as soon as Facebook answered
- *                with the post's id (or reconciliation found it).  Replaces and Cancel look here.
+ *                with the post's id (or reconciliation found it), without fsync; store_settle()
+ *                syncs a batch of them before their pending/ID goes.  Replaces and Cancel look here.
  *   pending/ID   "a create request for ID may have reached Facebook": written durably BEFORE the
  *                request leaves, removed once the answer is clear.  While it exists, every attempt
  *                reads the Page's recent posts before it may post again.
  *   photos/ID    the unpublished photos already uploaded for a several-photo post, so that a retry
  *                attaches them instead of uploading them again.
  *
- * Each file is "key=value" lines after a magic line, written whole by plugin_write_file_durable()
- * (temporary file, fsync, rename, fsync of the folder).  No secret ever goes into them.
+ * Each file is "key=value" lines after a magic line, written whole by plugin_write_file() (temporary
+ * file, rename; pending/ and photos/ also fsync the file and the folder).  No secret ever goes into them.
  */
 #include "facebook.h"
 #include "plugin-util.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,8 @@
 #define STORE_MAX_PHOTOS 64
 
 static const char *const store_kinds[] = { "posts", "pending", "photos" };
+
+static void settle_leftovers(const char *state_dir);
 
 /* Leftovers of a write cut off by a crash are only ever temporary files: remove them. */
 static void purge_tmp(const char *dir) {
@@ -56,6 +60,7 @@ int store_init(const char *state_dir) {
                         return -errno;
                 purge_tmp(path);
         }
+        settle_leftovers(state_dir);
         return 0;
 }
 
@@ -104,7 +109,7 @@ static bool value_is_plain(const char *v) {
         return v && !strchr(v, '\n') && !strchr(v, '\r');
 }
 
-static int store_write(const char *state_dir, const char *kind, const char *id, PluginBuf *text) {
+static int store_write(const char *state_dir, const char *kind, const char *id, PluginBuf *text, bool durable) {
         char path[4096];
         int r = store_path(path, sizeof path, state_dir, kind, id);
         if (r < 0) {
@@ -115,7 +120,7 @@ static int store_write(const char *state_dir, const char *kind, const char *id, 
         char *data = plugin_buf_steal(text, &size);
         if (!data)
                 return -ENOMEM;
-        r = plugin_write_file_durable(path, data, size);
+        r = plugin_write_file(path, data, size, durable);
         free(data);
         return r;
 }
@@ -148,7 +153,8 @@ int store_write_post(const char *state_dir, const char *id, const char *post_id,
         plugin_buf_printf(&b, "%s\npost=%s\n", STORE_MAGIC_POST, post_id);
         if (link)
                 plugin_buf_printf(&b, "link=%s\n", link);
-        return store_write(state_dir, "posts", id, &b);
+        /* Not fsynced: pending/ID stays until store_settle() has synced this (see there). */
+        return store_write(state_dir, "posts", id, &b, false);
 }
 
 int store_read_pending(const char *state_dir, const char *id, StorePending *ret) {
@@ -171,7 +177,7 @@ int store_write_pending(const char *state_dir, const char *id, const StorePendin
         PluginBuf b = {};
         plugin_buf_printf(&b, "%s\nsince=%" PRIu64 "\nfailures=%u\n", STORE_MAGIC_PENDING, (uint64_t) p->since,
                      p->failures);
-        return store_write(state_dir, "pending", id, &b);
+        return store_write(state_dir, "pending", id, &b, true);
 }
 
 int store_read_photos(const char *state_dir, const char *id, char ***ret_ids, size_t *ret_n) {
@@ -213,7 +219,59 @@ int store_write_photos(const char *state_dir, const char *id, char *const *ids, 
                 }
                 plugin_buf_printf(&b, "%zu=%s\n", i, ids[i]);
         }
-        return store_write(state_dir, "photos", id, &b);
+        return store_write(state_dir, "photos", id, &b, true);
+}
+
+/*
+ * The posts/ID of these announcements were written without fsync: one syncfs() makes them all durable,
+ * and only then is their pending/ID removed.  Until then a power cut leaves pending/ID in place, and a
+ * resumed job reads the Page before it may post: never twice.
+ */
+void store_settle(const char *state_dir, char *const *ids, size_t n) {
+        if (n == 0)
+                return;
+        int fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        int r = syncfs(fd);
+        close(fd);
+        if (r < 0)
+                return; /* pending/ID stays: careful, never wrong */
+        for (size_t i = 0; i < n; i++)
+                (void) store_remove(state_dir, "pending", ids[i]);
+}
+
+/* At start: a pending/ID whose post is recorded is a leftover of a stop before store_settle(). */
+static void settle_leftovers(const char *state_dir) {
+        char path[4096], *post = NULL;
+        size_t n = 0, cap = 0;
+        char **ids = NULL;
+
+        snprintf(path, sizeof path, "%s/pending", state_dir);
+        DIR *d = opendir(path);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.' || !plugin_id_is_safe(de->d_name) ||
+                    store_read_post(state_dir, de->d_name, &post, NULL) < 0)
+                        continue;
+                free(post);
+                post = NULL;
+                if (n == cap) {
+                        char **more = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(char *));
+                        if (!more)
+                                break;
+                        ids = more;
+                }
+                if ((ids[n] = strdup(de->d_name)))
+                        n++;
+        }
+        closedir(d);
+        store_settle(state_dir, ids, n);
+        for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+        free(ids);
 }
 
 int store_remove(const char *state_dir, const char *kind, const char *id) {
