@@ -982,12 +982,32 @@ static const char *send_endpoint_path(const Send *s) {
         return s->endpoint == LINE_ENDPOINT_NARROWCAST ? "/v2/bot/message/narrowcast" : "/v2/bot/message/broadcast";
 }
 
+/*
+ * rate_per_hour: the sends of the last hour, retries included.  Checked before the quota is read and
+ * again right before the POST, where the send is counted: sends that started together (max_in_flight)
+ * must not all pass the first check.  True when the send was held.
+ */
+static bool send_wait_window(Send *s, prakat_usec_t now) {
+        Line *l = s->line;
+        char span[32];
+
+        line_window_expire(&l->window, now, USEC_PER_HOUR);
+        prakat_usec_t wait = line_window_wait(&l->window, now, USEC_PER_HOUR);
+        if (wait == 0)
+                return false;
+        send_retry(s, wait, "ระงับไว้ชั่วคราว: ครบจำนวนการส่ง LINE ต่อชั่วโมงแล้ว จะส่งเมื่อถึงคิว",
+                   "held: %u LINE broadcast/narrowcast requests an hour is the limit (rate_per_hour) and "
+                   "it is reached; not sent yet, next possible in %s",
+                   l->rate_per_hour, format_span(wait, span));
+        return true;
+}
+
 static void send_post(Send *s) {
         Line *l = s->line;
         prakat_usec_t now = l->host->now(l->host);
         const char *path = send_endpoint_path(s);
 
-        if (!send_check_key_age(s) || send_wait_throttle(s, now))
+        if (!send_check_key_age(s) || send_wait_throttle(s, now) || send_wait_window(s, now))
                 return;
         if (l->throttled_until) /* this one tries; the next waits a full gap */
                 l->throttled_until = now + USEC_PER_HOUR / (l->rate_per_hour ? l->rate_per_hour : 1);
@@ -1083,20 +1103,10 @@ static void send_read_quota(Send *s, const char *path) {
 /* With a place among max_in_flight: the hourly window, then the quota, then the request. */
 static void send_start(Send *s) {
         Line *l = s->line;
-        prakat_usec_t now = l->host->now(l->host), wait;
-        char span[32];
+        prakat_usec_t now = l->host->now(l->host);
 
-        if (send_wait_throttle(s, now))
+        if (send_wait_throttle(s, now) || send_wait_window(s, now))
                 return;
-        line_window_expire(&l->window, now, USEC_PER_HOUR);
-        wait = line_window_wait(&l->window, now, USEC_PER_HOUR);
-        if (wait > 0) {
-                send_retry(s, wait, "ระงับไว้ชั่วคราว: ครบจำนวนการส่ง LINE ต่อชั่วโมงแล้ว จะส่งเมื่อถึงคิว",
-                           "held: %u LINE broadcast/narrowcast requests an hour is the limit (rate_per_hour) and "
-                           "it is reached; not sent yet, next possible in %s",
-                           l->rate_per_hour, format_span(wait, span));
-                return;
-        }
         s->step = STEP_QUOTA;
         send_read_quota(s, "/v2/bot/message/quota");
 }

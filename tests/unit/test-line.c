@@ -749,6 +749,30 @@ static void test_rate_window(void **state) {
         assert_non_null(strstr(fin->message, "held: 1 LINE broadcast/narrowcast requests an hour"));
 }
 
+/* Two sends that start together both pass the first window check; the one that comes second to the
+ * POST is held there, so the hour never holds more than rate_per_hour sends. */
+static void test_rate_window_concurrent(void **state) {
+        Fixture *f = *state;
+        configure_ok(f, "rate_per_hour=1");
+        prakat_announcement a = announcement("c1", "t", "b"), b = announcement("c2", "t", "b");
+        prakat_job j1 = { .channel = "line", .attempt = 1 }, j2 = { .channel = "line", .attempt = 1 };
+        assert_int_equal(plugin->publish(f->instance, &j1, &a), 0);
+        assert_int_equal(plugin->publish(f->instance, &j2, &b), 0);
+        answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
+        answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
+        answer("/broadcast", 200, "{}");
+        assert_false(waiting("/broadcast"));
+        unsigned done = 0, held = 0;
+        prakat_job *jobs[] = { &j1, &j2 };
+        for (size_t i = 0; i < 2; i++) {
+                const FakeFinish *fin = finished(f, jobs[i]);
+                done += fin->outcome == PRAKAT_OUTCOME_DONE;
+                held += fin->outcome == PRAKAT_OUTCOME_RETRY && strstr(fin->message, "held: 1 LINE") != NULL;
+        }
+        assert_int_equal(done, 1);
+        assert_int_equal(held, 1);
+}
+
 static void test_max_in_flight(void **state) {
         Fixture *f = *state;
         configure_ok(f, "max_in_flight=1");
@@ -807,6 +831,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_preview_is_what_is_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_401_and_health, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rate_window, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rate_window_concurrent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_max_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_destroy_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retract_nothing_sent, setup, teardown),
