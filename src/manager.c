@@ -315,8 +315,9 @@ int manager_run(Manager *m) {
         if (r < 0)
                 return r;
         (void) control_new(m, &m->control);
-        log_notice("prakatd ready: drop announcements into %s/incoming (%zu waiting in the queue).", m->config->spool,
-                   queue_size(m->queue));
+        _cleanup_free_ char *spool = realpath(m->config->spool, NULL); /* "run/spool", not "conf/../run/spool" */
+        log_notice("prakatd ready: drop announcements into %s/incoming (%zu waiting in the queue).",
+                   spool ? spool : m->config->spool, queue_size(m->queue));
         manager_update_status(m);
         (void) sd_notify(false, "READY=1");
         r = sd_event_loop(m->event);
