@@ -272,10 +272,16 @@ def make_env(tmp=None, extra_config="", **kw):
     return Env(tmp, extra_config=extra_config, **kw)
 
 
+# Every prakatd a test made: the suite's end stops any still running, also one that a case stopped
+# (and so the suite forgot) and then started again.
+ALL_DAEMONS = []
+
+
 class Daemon:
     """prakatd on an Env, stderr appended to env.log across restarts."""
 
     def __init__(self, env, extra_env=None, argv_prefix=None):
+        ALL_DAEMONS.append(self)
         self.env = env
         self.extra_env = dict(extra_env or {})
         self.argv_prefix = argv_prefix
@@ -455,7 +461,7 @@ class Suite:
             self.daemons.remove(d)
 
     def finish(self):
-        for d in self.daemons:
+        for d in self.daemons + [d for d in ALL_DAEMONS if d not in self.daemons and d.running()]:
             try:
                 if d.running():
                     d.stop()
