@@ -297,8 +297,20 @@ static inline int plugin_read_small_file(const char *path, size_t max, char **re
  * inside is refused.  On error returns a negative errno and writes a one-line reason with the
  * fix into `error` (never the secret).
  */
+static inline int plugin_read_secret_blanks(const prakat_host *host, const char *token_file, const char *credential,
+                                            bool drop_blanks, char **ret, char *error, size_t error_size);
+
 static inline int plugin_read_secret(const prakat_host *host, const char *token_file, const char *credential,
                                      char **ret, char *error, size_t error_size) {
+        return plugin_read_secret_blanks(host, token_file, credential, false, ret, error, error_size);
+}
+
+/*
+ * The same, and with drop_blanks the spaces inside are removed first: a WordPress application
+ * password is shown as "abcd EFGH ijkl MNOP qrst UVWX", and WordPress ignores the spaces.
+ */
+static inline int plugin_read_secret_blanks(const prakat_host *host, const char *token_file, const char *credential,
+                                            bool drop_blanks, char **ret, char *error, size_t error_size) {
         char path[4096];
         if (credential) {
                 const char *dir = getenv("CREDENTIALS_DIRECTORY");
@@ -346,6 +358,14 @@ static inline int plugin_read_secret(const prakat_host *host, const char *token_
         size_t n = strlen(data);
         while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r' || data[n - 1] == ' ' || data[n - 1] == '\t'))
                 data[--n] = 0;
+        if (drop_blanks) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i++)
+                        if (data[i] != ' ')
+                                data[k++] = data[i];
+                memset(data + k, 0, n - k);
+                n = k;
+        }
         bool bad = n == 0;
         for (size_t i = 0; i < n && !bad; i++)
                 bad = (unsigned char) data[i] <= ' ' || data[i] == 0x7f;
@@ -458,10 +478,10 @@ static inline const char *plugin_secret_place(const prakat_host *host, const cha
  * held there.  Returns 1 when it changed, 0 when it is the same, or a negative errno with the reason in
  * `error` (the secret held is kept: a file that went bad does not stop a working channel).
  */
-static inline int plugin_secret_reload(const prakat_host *host, const char *file, const char *credential,
-                                       char **slot, char *error, size_t error_size) {
+static inline int plugin_secret_reload_blanks(const prakat_host *host, const char *file, const char *credential,
+                                              bool drop_blanks, char **slot, char *error, size_t error_size) {
         char *secret = NULL;
-        int r = plugin_read_secret(host, file, credential, &secret, error, error_size);
+        int r = plugin_read_secret_blanks(host, file, credential, drop_blanks, &secret, error, error_size);
         if (r < 0)
                 return r;
         if (*slot && strcmp(secret, *slot) == 0) {
@@ -471,6 +491,11 @@ static inline int plugin_secret_reload(const prakat_host *host, const char *file
         plugin_free_secret(*slot);
         *slot = secret;
         return 1;
+}
+
+static inline int plugin_secret_reload(const prakat_host *host, const char *file, const char *credential,
+                                       char **slot, char *error, size_t error_size) {
+        return plugin_secret_reload_blanks(host, file, credential, false, slot, error, error_size);
 }
 
 typedef enum PluginUrlProblem {

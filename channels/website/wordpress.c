@@ -552,22 +552,18 @@ static int wp_make_authorization(WordPress *wp) {
         return 0;
 }
 
-/* Reads the password; WordPress shows application passwords in groups with blanks, which it ignores. */
+/* Reads the password; WordPress shows application passwords in groups with blanks, which it ignores:
+ * so do we, and the password may be pasted as shown. */
 static int wp_read_password(WordPress *wp, char **ret, char *error, size_t error_size) {
-        int r = plugin_read_secret(wp->host, wp->password_file, wp->password_credential, ret, error, error_size);
-        if (r == -EINVAL && strstr(error, "blanks")) {
-                size_t n = strlen(error);
-                wp_text(error + n, error_size - n,
-                        " (write the application password without its spaces: WordPress ignores them)");
-        }
-        return r;
+        return plugin_read_secret_blanks(wp->host, wp->password_file, wp->password_credential, true, ret, error,
+                                         error_size);
 }
 
 /* Re-reads the password; a new one is taken (and, after a refusal, tried).  Returns whether it changed. */
 static bool wp_password_reload(WordPress *wp) {
         char problem[sizeof wp->password_problem];
-        int r = plugin_secret_reload(wp->host, wp->password_file, wp->password_credential, &wp->password, problem,
-                                     sizeof problem);
+        int r = plugin_secret_reload_blanks(wp->host, wp->password_file, wp->password_credential, true, &wp->password,
+                                            problem, sizeof problem);
         if (r < 0)
                 snprintf(wp->password_problem, sizeof wp->password_problem, "%s", problem);
         else

@@ -44,7 +44,7 @@ REST = "/wp-json/wp/v2"
 
 
 def new_password():
-    """An application password as WordPress shows it: six groups of four, blanks between."""
+    """An application password (24 characters; WordPress shows it in six groups of four)."""
     raw = secrets.token_hex(12)
     SECRETS.append(raw)
     return raw
@@ -312,7 +312,8 @@ def auth_cases():
         check(len(w.requests("POST", "/posts")) == 0, "a post was sent with a refused password")
         new = new_password()
         w.fake.configure(password=new)
-        w.write_password(" ".join(new[i:i + 4] for i in range(0, len(new), 4)).replace(" ", ""))
+        # Pasted as WordPress shows it, in groups of four with blanks between: the blanks are ignored.
+        w.write_password(" ".join(new[i:i + 4] for i in range(0, len(new), 4)))
         check_done(w, name, "wp-auth")
         wait_for(lambda: next(c for c in json.loads(w.env.cli("status", "--json")[1])["channels"]
                               if c["name"] == "website")["healthy"], what="the channel healthy again")
