@@ -53,16 +53,19 @@ for build in "$@"; do
         [ $unit_only -eq 1 ] && continue
         # Two lanes side by side (most suites mostly wait on sleeps and sockets): the timing-sensitive
         # ones (towers, crashes, outages, a full disk) one after another in one lane, the rest in the
-        # other.  PRAKAT_TEST_LANES=1 runs everything in one lane.
+        # other.  test_install installs packages into this machine (users, /var/lib/prakat): it runs
+        # alone, after both lanes.  PRAKAT_TEST_LANES=1 runs everything in one lane.
         suites=""
         lane_a=""
         lane_b=""
+        alone=""
         for t in "$top"/tests/integration/test_*.py "$top"/tests/fault/test_*.py; do
                 [ -f "$t" ] || continue
                 case " $vg_tests " in *" $(basename "$t" .py) "*) ;; *) [ $vg -eq 0 ] || continue ;; esac
                 suites="$suites $t"
                 case "$(basename "$t" .py)" in
                 test_tower_* | test_crash* | test_outage | test_disk_full) lane_a="$lane_a $t" ;;
+                test_install) alone="$alone $t" ;;
                 *) lane_b="$lane_b $t" ;;
                 esac
         done
@@ -71,6 +74,7 @@ for build in "$@"; do
                 lane=$!
                 for t in $lane_b; do run_suite "$build" $vg "$tag" "$t"; done
                 wait $lane
+                for t in $alone; do run_suite "$build" $vg "$tag" "$t"; done
         else
                 for t in $suites; do run_suite "$build" $vg "$tag" "$t"; done
         fi

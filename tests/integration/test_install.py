@@ -449,7 +449,11 @@ def install_and_purge(debs):
         # in the compiled-in directory.
         rc, out = run(["setpriv", "--reuid=prakat", "--regid=prakat", "--groups=prakat-staff",
                        "/usr/sbin/prakatd", "--check"], cwd="/")
-        check(rc == 0, "prakatd --check as prakat on the installed config failed:\n" + out)
+        seen = ""
+        if rc != 0:  # what the state folder and the user looked like, for whoever reads the log
+            seen = run(["ls", "-ldn", "/var/lib/prakat", "/var/lib/prakat/queue", "/var/spool/prakat"])[1]
+            seen += run(["id", "prakat"])[1]
+        check(rc == 0, "prakatd --check as prakat on the installed config failed:\n%s\n%s" % (out, seen))
         rc, out = run(["man", "-w", "prakat.conf"], env={"MANPATH": "/usr/share/man"})
         check(rc == 0, "man prakat.conf not found after install")
     finally:
