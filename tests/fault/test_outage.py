@@ -90,6 +90,18 @@ def run(w):
         check(all(counts.get(i) == 1 for i in ids), "%s not exactly once: %s" % (what, {i: counts.get(i)
                                                                                          for i in ids}))
 
+    def outage(faults, n, tag, window):
+        """Arms faults [(fake, match, kind, params)], drops n announcements, lets window s pass, clears the
+        faults; returns (ids, t0, t1), the times on the fakes' clock."""
+        for fake, match, kind, params in faults:
+            fake.add_fault(match, kind, count=100000, **params)
+        t0 = w.fb.now()
+        ids = ids_of(drop(n, tag))
+        time.sleep(window)
+        for fake, _, _, _ in faults:
+            fake.clear_faults()
+        return ids, t0, w.fb.now()
+
     def job_state(id, channel):
         for j in env.show_json(id)["jobs"]:
             if j["channel"] == channel:
@@ -98,14 +110,7 @@ def run(w):
 
     # ---- Facebook answers 500 ----
     def facebook_500():
-        window = 12.0
-        w.fb.add_fault(FEED, "status", count=100000, status=500, body=GRAPH_500)
-        t0 = w.fb.now()
-        names = drop(3, "fb500")
-        ids = ids_of(names)
-        time.sleep(window)
-        w.fb.clear_faults()
-        t1 = w.fb.now()
+        ids, t0, t1 = outage([(w.fb, FEED, "status", {"status": 500, "body": GRAPH_500})], 3, "fb500", 12.0)
         posts = requests_between(w.fb, "POST", "/feed", t0, t1, ids)
         bound = len(ids) * attempts_per_window(t1 - t0)
         print("# Facebook 500 for %.1f s: %d feed posts tried by %d jobs (back-off allows %d)" % (
@@ -120,15 +125,8 @@ def run(w):
 
     # ---- LINE answers 429 ----
     def line_429():
-        window = 10.0
         gap = 3600.0 / LINE_RATE
-        w.line.add_fault(BROADCAST, "throttle", count=100000)
-        t0 = w.line.now()
-        names = drop(3, "line429")
-        ids = ids_of(names)
-        time.sleep(window)
-        w.line.clear_faults()
-        t1 = w.line.now()
+        ids, t0, t1 = outage([(w.line, BROADCAST, "throttle", {})], 3, "line429", 10.0)
         log = requests_between(w.line, "POST", "/broadcast", t0, t1, ids)
         check(len(log) >= 2, "only %d broadcast attempts: it did not retry" % len(log))
         # The first sends go out together, before any 429 is known (one may reach the fake a few ms after
@@ -148,16 +146,8 @@ def run(w):
 
     # ---- nothing answers ----
     def no_answer():
-        window = 9.0
-        w.fb.add_fault(FEED, "timeout", count=100000, seconds=None)
-        w.line.add_fault(BROADCAST, "timeout", count=100000, seconds=None)
-        t0 = w.fb.now()
-        names = drop(2, "silent")
-        ids = ids_of(names)
-        time.sleep(window)
-        w.fb.clear_faults()
-        w.line.clear_faults()
-        t1 = w.fb.now()
+        ids, t0, t1 = outage([(w.fb, FEED, "timeout", {"seconds": None}),
+                              (w.line, BROADCAST, "timeout", {"seconds": None})], 2, "silent", 9.0)
         posts = requests_between(w.fb, "POST", "/feed", t0, t1, ids)
         sends = requests_between(w.line, "POST", "/broadcast", t0, t1, ids)
         bound = len(ids) * attempts_per_window(t1 - t0)
