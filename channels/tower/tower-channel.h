@@ -149,7 +149,8 @@ typedef struct TowerRecord {
         bool removed_note;   /* the tower said the item left its schedule */
         /* In memory only: */
         bool queued, in_flight;
-        uint32_t need_seq; /* the village's schedule version that must be acked */
+        uint32_t need_seq;          /* the village's schedule version that must be acked */
+        prakat_usec_t delivered_at; /* when delivered became true here; 0 when loaded so */
 } TowerRecord;
 
 typedef struct TowerItem {

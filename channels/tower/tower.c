@@ -69,6 +69,9 @@
 #define TOWER_RELEASE_MIN (60 * TOWER_SEC)
 /* ... and no slot that came in the last this long (capped by confirm_within) still waits for its acks. */
 #define TOWER_SLOT_BUSY (15 * 60 * TOWER_SEC)
+/* ... and every village delivered to has answered, or was delivered to this long ago: a tower
+ * that is on line answers within a second, and its answer belongs in the note the job waits with. */
+#define TOWER_ANSWER_GRACE (30 * TOWER_SEC)
 
 #define KNOWN_KEYS                                                                                                     \
         "broker, topic_prefix, villages, slots, quiet_hours, quiet_hours.N, gap, confirm_within, client_id, ca_file, " \
@@ -1299,6 +1302,15 @@ static void item_finish_publish(Tower *t, TowerItem *item, prakat_outcome outcom
  * as its message) and taken up again when the core gives it back; the acks are counted meanwhile.
  * Returns when to come back, or 0 when the job must stay in flight.
  */
+static bool record_answered_or_late(const TowerRecord *rec, prakat_usec_t now) {
+        if (now >= rec->delivered_at + TOWER_ANSWER_GRACE)
+                return true;
+        for (size_t k = 0; k < rec->n_slots; k++)
+                if (rec->slots[k].state != TOWER_SLOT_SENT)
+                        return true;
+        return false;
+}
+
 static prakat_usec_t item_release_until(const Tower *t, const TowerItem *item, prakat_usec_t now) {
         prakat_usec_t next = UINT64_MAX, busy = t->confirm_within < TOWER_SLOT_BUSY ? t->confirm_within : TOWER_SLOT_BUSY;
 
@@ -1306,7 +1318,7 @@ static prakat_usec_t item_release_until(const Tower *t, const TowerItem *item, p
                 const TowerRecord *rec = &item->records[i];
                 if (rec->cancelled || rec->unconfirmed || tower_record_final(rec))
                         continue;
-                if (!rec->delivered)
+                if (!rec->delivered || !record_answered_or_late(rec, now))
                         return 0;
                 for (size_t k = 0; k < rec->n_slots; k++) {
                         const TowerSlot *slot = &rec->slots[k];
@@ -1529,6 +1541,9 @@ static prakat_usec_t tower_next_wake(const Tower *t, prakat_usec_t now) {
                         const TowerRecord *rec = &item->records[k];
                         if (rec->cancelled || rec->unconfirmed)
                                 continue;
+                        if (item->job && rec->delivered && !record_answered_or_late(rec, now) &&
+                            rec->delivered_at + TOWER_ANSWER_GRACE < next)
+                                next = rec->delivered_at + TOWER_ANSWER_GRACE;
                         for (size_t s = 0; s < rec->n_slots; s++) {
                                 prakat_usec_t due = rec->slots[s].at + t->confirm_within;
                                 if (!tower_slot_state_final(rec->slots[s].state) && due < next)
@@ -1603,6 +1618,7 @@ static void tower_check_delivery(Tower *t) {
                         if (!rec->delivered && rec->announce_acked &&
                             village_of(t, rec->village)->acked_seq >= rec->need_seq) {
                                 rec->delivered = true;
+                                rec->delivered_at = t->host->now(t->host);
                                 item->dirty = true;
                         }
                 }
