@@ -242,23 +242,31 @@ def site_with_sshd(tag, upload_extra="", **env_kw):
 
 
 def tree(root, dot=False):
-    """{relative path: bytes} of every file under root (dot-files only with dot=True)."""
+    """{relative path: bytes} of every file under root (dot-files only with dot=True).  The host's
+    folder may be read while an upload goes on: a file gone between listing and reading is left out."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for n in filenames:
             if n.startswith(".") and not dot:
                 continue
             p = os.path.join(dirpath, n)
-            with open(p, "rb") as f:
-                out[os.path.relpath(p, root)] = f.read()
+            try:
+                with open(p, "rb") as f:
+                    out[os.path.relpath(p, root)] = f.read()
+            except FileNotFoundError:
+                pass
     return out
 
 
 def stamps(root):
+    """{relative path: (inode, mtime)}; like tree(), a file gone meanwhile is left out."""
     out = {}
     for dirpath, _, filenames in os.walk(root):
         for n in filenames:
-            st = os.stat(os.path.join(dirpath, n))
+            try:
+                st = os.stat(os.path.join(dirpath, n))
+            except FileNotFoundError:
+                continue
             out[os.path.relpath(os.path.join(dirpath, n), root)] = (st.st_ino, st.st_mtime_ns)
     return out
 
