@@ -58,13 +58,80 @@ bool entry_is_finished(const Entry *e) {
         return true;
 }
 
+/* Entries by id: open addressing with linear probing, at most half full.  A burst of a thousand files
+ * looks each new id up in the queue and in the batch being taken; a scan each time was quadratic. */
+typedef struct IdIndex {
+        Entry **slots;
+        size_t cap, n; /* cap: 0 or a power of two */
+} IdIndex;
+
+static size_t id_hash(const char *id) {
+        uint64_t h = 1469598103934665603ULL;
+        for (; *id; id++)
+                h = (h ^ (unsigned char) *id) * 1099511628211ULL;
+        return (size_t) h;
+}
+
+static size_t id_index_slot(const IdIndex *x, const char *id) {
+        size_t i = id_hash(id) & (x->cap - 1);
+        while (x->slots[i] && !streq(x->slots[i]->announcement->id, id))
+                i = (i + 1) & (x->cap - 1);
+        return i;
+}
+
+static Entry *id_index_get(const IdIndex *x, const char *id) {
+        return x->cap ? x->slots[id_index_slot(x, id)] : NULL;
+}
+
+static void id_index_put(IdIndex *x, Entry *e) {
+        if (2 * (x->n + 1) > x->cap) {
+                IdIndex bigger = { .cap = x->cap ? 2 * x->cap : 64 };
+                bigger.slots = xcalloc(bigger.cap, sizeof(Entry *));
+                for (size_t i = 0; i < x->cap; i++)
+                        if (x->slots[i])
+                                bigger.slots[id_index_slot(&bigger, x->slots[i]->announcement->id)] = x->slots[i];
+                bigger.n = x->n;
+                free(x->slots);
+                *x = bigger;
+        }
+        size_t i = id_index_slot(x, e->announcement->id);
+        x->n += !x->slots[i];
+        x->slots[i] = e;
+}
+
+/* Removes e (if it is there) and moves later entries of its run back, so that no probe stops early. */
+static void id_index_del(IdIndex *x, const Entry *e) {
+        size_t i, j;
+
+        if (!x->cap || x->slots[i = id_index_slot(x, e->announcement->id)] != e)
+                return;
+        x->slots[i] = NULL;
+        x->n--;
+        for (j = (i + 1) & (x->cap - 1); x->slots[j]; j = (j + 1) & (x->cap - 1)) {
+                size_t home = id_hash(x->slots[j]->announcement->id) & (x->cap - 1);
+                /* Stays when its home lies cyclically in (i, j]. */
+                if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+                        continue;
+                x->slots[i] = x->slots[j];
+                x->slots[j] = NULL;
+                i = j;
+        }
+}
+
+static void id_index_clear(IdIndex *x) {
+        free(x->slots);
+        *x = (IdIndex) { 0 };
+}
+
 struct Queue {
         char *state_dir, *queue_dir, *done_dir, *tmp_dir;
         Entry **entries;
         size_t n_entries, cap;
+        IdIndex by_id;
         Entry **staged; /* intake, not yet durable */
         char **staged_dirs;
         size_t n_staged;
+        IdIndex staged_by_id;
         size_t n_dirty;
 };
 
@@ -81,10 +148,7 @@ Entry *queue_entry(const Queue *q, size_t i) {
 }
 
 Entry *queue_find(const Queue *q, const char *id) {
-        for (size_t i = 0; i < q->n_entries; i++)
-                if (streq(q->entries[i]->announcement->id, id))
-                        return q->entries[i];
-        return NULL;
+        return id_index_get(&q->by_id, id);
 }
 
 static void queue_push(Queue *q, Entry *e) {
@@ -93,6 +157,7 @@ static void queue_push(Queue *q, Entry *e) {
                 q->entries = xrealloc(q->entries, q->cap * sizeof(Entry *));
         }
         q->entries[q->n_entries++] = e;
+        id_index_put(&q->by_id, e);
 }
 
 /* ---- entries ---- */
@@ -100,6 +165,7 @@ static void queue_push(Queue *q, Entry *e) {
 Entry *entry_new(Announcement *a) {
         Entry *e = xcalloc(1, sizeof(Entry));
         e->announcement = a;
+        e->layout = QUEUE_LAYOUT;
         return e;
 }
 
@@ -129,7 +195,7 @@ void entry_free(Entry *e) {
 }
 
 char *entry_original_path(const Entry *e) {
-        return xasprintf("%s/original/%s", e->dir, e->announcement->source_name);
+        return xasprintf(e->layout >= 2 ? "%s/original-%s" : "%s/original/%s", e->dir, e->announcement->source_name);
 }
 
 static json_t *json_time_or_null(usec_t t) {
@@ -261,6 +327,7 @@ int entry_load_dir(const char *dir, Entry **ret) {
         _cleanup_free_ char *ap = path_join(dir, "announcement.json"), *jp = path_join(dir, "jobs.json");
         json_t *aj = NULL, *jj = NULL;
         Announcement *a = NULL;
+        json_int_t layout;
         Entry *e;
         int r;
 
@@ -268,16 +335,23 @@ int entry_load_dir(const char *dir, Entry **ret) {
         if (r < 0)
                 return r;
         r = announcement_from_json(aj, &a);
-        json_decref(aj);
-        if (r < 0)
+        if (r < 0) {
+                json_decref(aj);
                 return r;
+        }
         e = entry_new(a);
         e->dir = xstrdup(dir);
+        layout = json_integer_value(json_object_get(aj, "layout"));
+        e->layout = layout >= 2 ? 2 : 1;
+        /* The jobs: jobs.json once they changed; until then (layout 2), as intake wrote them. */
         r = load_json_file(jp, &jj);
-        if (r >= 0) {
+        if (r == -ENOENT && e->layout >= 2 && json_is_object(json_object_get(aj, "jobs")))
+                r = entry_jobs_from_json(e, json_object_get(aj, "jobs"));
+        else if (r >= 0) {
                 r = entry_jobs_from_json(e, jj);
                 json_decref(jj);
         }
+        json_decref(aj);
         if (r < 0) {
                 entry_free(e);
                 return r;
@@ -396,6 +470,8 @@ void queue_free(Queue *q) {
         for (size_t i = 0; i < q->n_entries; i++)
                 entry_free(q->entries[i]);
         free(q->entries);
+        id_index_clear(&q->by_id);
+        id_index_clear(&q->staged_by_id);
         free(q->staged);
         free(q->staged_dirs);
         free(q->state_dir);
@@ -410,9 +486,8 @@ bool queue_id_exists(const Queue *q, const char *id) {
 
         if (queue_find(q, id))
                 return true;
-        for (size_t i = 0; i < q->n_staged; i++)
-                if (streq(q->staged[i]->announcement->id, id))
-                        return true;
+        if (id_index_get(&q->staged_by_id, id))
+                return true;
         return access(a, F_OK) == 0 || access(b, F_OK) == 0;
 }
 
@@ -448,36 +523,40 @@ static int stage_write_json(const char *path, json_t *o) {
 }
 
 int queue_stage_intake(Queue *q, Entry *e, const char *source) {
-        _cleanup_free_ char *dir = path_join(q->tmp_dir, e->announcement->id), *orig = NULL, *copy = NULL,
-                            *ap = NULL, *jp = NULL;
+        _cleanup_free_ char *dir = path_join(q->tmp_dir, e->announcement->id), *copy = NULL, *ap = NULL;
+        json_t *o;
         struct stat st;
         int r;
 
         (void) remove_tree(dir);
-        orig = path_join(dir, "original");
-        if (mkdir(dir, 0750) < 0 || mkdir(orig, 0750) < 0) {
+        if (mkdir(dir, 0750) < 0)
+                return -errno;
+        e->layout = QUEUE_LAYOUT;
+        e->dir = dir; /* for entry_original_path() only: set for good by queue_commit_intake() */
+        copy = entry_original_path(e);
+        e->dir = NULL;
+        if (lstat(source, &st) < 0) {
                 r = -errno;
                 goto fail;
         }
-        copy = path_join(orig, e->announcement->source_name);
-        if (lstat(source, &st) < 0)
-                return -errno;
-        r = S_ISDIR(st.st_mode) ? copy_tree(source, copy) : copy_file(source, copy, 0640);
+        /* 0644: the state folder keeps others out; the receipt links this file instead of copying it. */
+        r = S_ISDIR(st.st_mode) ? copy_tree(source, copy) : copy_file(source, copy, 0644);
         if (r < 0)
                 goto fail;
         e->source_ino = (uint64_t) st.st_ino;
         e->source_mtime = (uint64_t) st.st_mtim.tv_sec * 1000000000ULL + (uint64_t) st.st_mtim.tv_nsec;
         ap = path_join(dir, "announcement.json");
-        jp = path_join(dir, "jobs.json");
-        r = stage_write_json(ap, announcement_to_json(e->announcement));
-        if (r >= 0)
-                r = stage_write_json(jp, entry_jobs_to_json(e));
+        o = announcement_to_json(e->announcement);
+        json_object_set_new(o, "layout", json_integer(QUEUE_LAYOUT));
+        json_object_set_new(o, "jobs", entry_jobs_to_json(e));
+        r = stage_write_json(ap, o);
         if (r < 0)
                 goto fail;
         q->staged = xrealloc(q->staged, (q->n_staged + 1) * sizeof(Entry *));
         q->staged_dirs = xrealloc(q->staged_dirs, (q->n_staged + 1) * sizeof(char *));
         q->staged[q->n_staged] = e;
         q->staged_dirs[q->n_staged++] = TAKE_PTR(dir);
+        id_index_put(&q->staged_by_id, e);
         return 0;
 fail:
         (void) remove_tree(dir);
@@ -498,6 +577,7 @@ int queue_commit_intake(Queue *q) {
                 queue_abort_intake(q);
                 return r;
         }
+        id_index_clear(&q->staged_by_id);
         for (size_t i = 0; i < q->n_staged; i++) {
                 Entry *e = q->staged[i];
                 _cleanup_free_ char *final = path_join(q->queue_dir, e->announcement->id);
@@ -524,6 +604,7 @@ int queue_commit_intake(Queue *q) {
 }
 
 void queue_abort_intake(Queue *q) {
+        id_index_clear(&q->staged_by_id);
         for (size_t i = 0; i < q->n_staged; i++) {
                 (void) remove_tree(q->staged_dirs[i]);
                 free(q->staged_dirs[i]);
@@ -580,6 +661,7 @@ static void queue_drop(Queue *q, Entry *e) {
                 }
         if (e->dirty)
                 q->n_dirty--;
+        id_index_del(&q->by_id, e);
         entry_free(e);
 }
 

@@ -2,11 +2,17 @@
 /*
  * queue: the durable state of every announcement not yet finished (DESIGN §4).
  *
- *   STATE/queue/ID/announcement.json   the parsed announcement (written once, at intake)
- *   STATE/queue/ID/jobs.json           one record per (announcement, channel), rewritten whole
- *   STATE/queue/ID/original/NAME       the file or folder as staff dropped it
+ *   STATE/queue/ID/announcement.json   the parsed announcement, written once at intake, with the
+ *                                      jobs as they were then ("jobs"; "layout": 2)
+ *   STATE/queue/ID/jobs.json           the jobs since, one record per (announcement, channel), rewritten
+ *                                      whole; absent until the first change
+ *   STATE/queue/ID/original-NAME       the file or folder as staff dropped it
  *   STATE/done/ID/...                  the same, moved here in one rename when every job has ended
  *   STATE/tmp/                         intake staging; emptied at start
+ *
+ * Entries written before layout 2 (an upgrade finds them in queue/ and done/) have their jobs only in
+ * jobs.json and the original in original/NAME; they are read as they are.  Layout 2 saves a folder
+ * and a file per announcement: each costs more kernel time than anything else prakat does for it.
  *
  * Every file is written whole (temporary, fsync, rename, fsync of the directory), and the jobs of
  * one loop iteration are written together by queue_flush().
@@ -14,6 +20,8 @@
 #pragma once
 
 #include <jansson.h>
+
+#define QUEUE_LAYOUT 2 /* what queue_stage_intake() writes */
 
 #include "announcement.h"
 #include "util.h"
@@ -78,6 +86,7 @@ struct Entry {
         bool finishing;
         bool interim_due; /* an interim receipt should be (re)written: a channel waits long (delivery.c) */
         char *dir; /* STATE/queue/ID */
+        unsigned layout; /* of dir: 1 (original/NAME, jobs.json from intake on) or 2 (see above) */
 };
 
 const char *approval_to_string(Approval a);
@@ -133,5 +142,5 @@ json_t *entry_jobs_to_json(const Entry *e);
 int entry_load_dir(const char *dir, Entry **ret);
 /* Every entry in STATE/queue (and STATE/done when `done`), sorted by id; for the CLI. */
 int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n);
-/* Path of the original file or folder: DIR/original/NAME. */
+/* Path of the original file or folder: DIR/original-NAME (layout 1: DIR/original/NAME). */
 char *entry_original_path(const Entry *e);

@@ -147,8 +147,14 @@ static int receipt_stage(const Config *c, const Entry *e, usec_t now, const char
                 return -errno;
         orig_from = entry_original_path(e);
         orig_to = path_join(temp, a->source_name);
-        if (lstat(orig_from, &st) == 0)
-                r = S_ISDIR(st.st_mode) ? copy_tree(orig_from, orig_to) : copy_file(orig_from, orig_to, 0644);
+        /* A single file is linked, not copied, when the queue's copy is as a receipt's must be (0644):
+         * both are never written again, and a link costs no new file.  Across filesystems, a copy. */
+        if (lstat(orig_from, &st) == 0) {
+                if (S_ISDIR(st.st_mode))
+                        r = copy_tree(orig_from, orig_to);
+                else if ((st.st_mode & 07777) != 0644 || link(orig_from, orig_to) < 0)
+                        r = copy_file(orig_from, orig_to, 0644);
+        }
         if (r >= 0) {
                 receipt = receipt_format(c, e, now);
                 rp = path_join(temp, "receipt.txt");
