@@ -58,7 +58,8 @@
 #include <unistd.h>
 
 #define WEBSITE_VERSION "1.0"
-#define STATE_MAGIC "prakat-website-item 1"
+#define STATE_MAGIC "prakat-website-item 2"    /* ends with "end 1": it may be written in place */
+#define STATE_MAGIC_V1 "prakat-website-item 1" /* always renamed into place, no end line */
 #define TMP_PREFIX ".prakat-tmp-"
 #define EXPIRY_MARKER "<!--prakat:expiry-->"
 #define SITEMAP_CHUNK 1000
@@ -730,6 +731,7 @@ static void item_record_format(const ItemRecord *r, PluginBuf *b) {
         buf_put_state_value(b, "image", r->image);
         buf_put_state_value(b, "replaced_by", r->replaced_by);
         buf_put_state_value(b, "reason", r->reason);
+        plugin_buf_puts(b, "end 1\n");
 }
 
 static char *unescape_state_value(const char *s, size_t n) {
@@ -829,7 +831,8 @@ static int item_record_parse(const char *text, size_t size, ItemRecord *ret) {
         if (strlen(text) != size)
                 return -EINVAL; /* embedded NUL */
         size_t magic = strlen(STATE_MAGIC);
-        if (size <= magic || memcmp(text, STATE_MAGIC "\n", magic + 1) != 0)
+        bool v1 = size > magic && memcmp(text, STATE_MAGIC_V1 "\n", magic + 1) == 0, ended = false;
+        if (!v1 && (size <= magic || memcmp(text, STATE_MAGIC "\n", magic + 1) != 0))
                 return -EINVAL;
 
         ItemRecord r = {};
@@ -847,6 +850,7 @@ static int item_record_parse(const char *text, size_t size, ItemRecord *ret) {
                         item_record_done(&r);
                         return -ENOMEM;
                 }
+                ended = strcmp(key, "end") == 0;
                 int k = item_record_set(&r, key, value);
                 if (k < 0) {
                         item_record_done(&r);
@@ -854,7 +858,8 @@ static int item_record_parse(const char *text, size_t size, ItemRecord *ret) {
                 }
                 line = *end ? end + 1 : end;
         }
-        if (!r.id || !r.title || !r.category || !plugin_id_is_safe(r.id)) {
+        /* Version 2 is written in place the first time: without its last line it was cut off by a crash. */
+        if ((!v1 && !ended) || !r.id || !r.title || !r.category || !plugin_id_is_safe(r.id)) {
                 item_record_done(&r);
                 return -EINVAL;
         }
@@ -887,13 +892,31 @@ static int website_read_record(Website *w, const char *id, ItemRecord *ret) {
         return r;
 }
 
+/*
+ * The first record of an item is written in place (no one reads items/ while this runs, and a file
+ * cut off by a crash lacks its "end" line, so it reads as absent and the job, still "sending", writes
+ * it again); later ones replace it whole.  That saves a rename for each new announcement.
+ */
 static int website_write_record(Website *w, const ItemRecord *rec) {
         _cleanup_free_ char *path = website_item_path(w, rec->id);
         if (!path)
                 return -ENOMEM;
         PluginBuf b = {};
         item_record_format(rec, &b);
-        int r = website_write_buf(w, path, &b);
+        int r, fd = b.failed ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0) {
+                r = write_all(fd, b.data, b.size);
+                if (close(fd) < 0 && r == 0)
+                        r = -errno;
+                if (r < 0) {
+                        website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
+                        unlink(path);
+                } else {
+                        website_touch(w);
+                        upload_note_path(w->upload, path);
+                }
+        } else
+                r = website_write_buf(w, path, &b);
         plugin_buf_free(&b);
         return r;
 }

@@ -1034,10 +1034,22 @@ static void test_reload_state(void **state) {
         write_text(bad, "prakat-website-item 1\nid corrupt\npublished nonsense\n");
         _cleanup_free_ char *bad2 = xasprintf("%s/items/k-99999", f->state);
         write_text(bad2, "garbage");
+        /* A record of version 1 (renamed into place, no end line) is read; one of version 2 without its
+         * end line was cut off by a crash and is not. */
+        _cleanup_free_ char *p3 = xasprintf("%s/items/k-00003", f->state), *p4 = xasprintf("%s/items/k-88888", f->state);
+        _cleanup_free_ char *rec = NULL, *v1 = NULL, *cut = NULL;
+        size_t len = 0;
+        assert_int_equal(read_file(p3, 1 << 20, &rec, &len), 0);
+        assert_true(len > 6 && strcmp(rec + len - 6, "end 1\n") == 0);
+        assert_memory_equal(rec, "prakat-website-item 2\n", 22);
+        v1 = xasprintf("prakat-website-item 1\n%.*s", (int) (len - 22 - 6), rec + 22);
+        write_text(p3, v1);
+        cut = xasprintf("prakat-website-item 2\nid k-88888\nstate listed\npublished 1\ncategory news\ntitle ตัดกลาง");
+        write_text(p4, cut);
         f->fake.quiet = true;
         unsigned warnings = f->fake.n_warnings;
         configure(f, "5");
-        assert_int_equal(f->fake.n_warnings, warnings + 2);
+        assert_int_equal(f->fake.n_warnings, warnings + 3);
         f->fake.quiet = false;
         Website *w = f->instance;
         assert_int_equal(w->n_items, 8);
