@@ -343,9 +343,17 @@ int entry_load_dir(const char *dir, Entry **ret) {
         e->dir = xstrdup(dir);
         layout = json_integer_value(json_object_get(aj, "layout"));
         e->layout = layout >= 2 ? 2 : 1;
-        /* The jobs: jobs.json once they changed; until then (layout 2), as intake wrote them. */
+        /*
+         * The jobs: jobs.json once they changed; until then (layout 2), as intake wrote them.  The first
+         * jobs.json of layout 2 is written in place (queue_flush()): one that does not parse was cut off
+         * by a crash before it was synced, so nothing was done on the strength of it.
+         */
         r = load_json_file(jp, &jj);
-        if (r == -ENOENT && e->layout >= 2 && json_is_object(json_object_get(aj, "jobs")))
+        e->jobs_saved = r != -ENOENT;
+        if (r == -EBADMSG && e->layout >= 2)
+                log_warning("%s: jobs.json is incomplete (cut off by a crash before it was saved); "
+                            "using the job states from before it.", dir);
+        if ((r == -ENOENT || r == -EBADMSG) && e->layout >= 2 && json_is_object(json_object_get(aj, "jobs")))
                 r = entry_jobs_from_json(e, json_object_get(aj, "jobs"));
         else if (r >= 0) {
                 r = entry_jobs_from_json(e, jj);
@@ -639,15 +647,19 @@ int queue_flush(Queue *q) {
                         continue;
                 s = json_text(entry_jobs_to_json(e));
                 p = path_join(e->dir, "jobs.json");
-                r = write_batch_add(b, p, s, strlen(s));
+                /* Layout 2's first jobs.json: in place, a rename saved (see entry_load_dir()). */
+                r = e->layout >= 2 && !e->jobs_saved ? write_batch_add_new(b, p, s, strlen(s))
+                                                     : write_batch_add(b, p, s, strlen(s));
         }
         if (r >= 0)
                 r = write_batch_commit(b);
         write_batch_free(b);
         if (r < 0)
                 return log_error_errno(r, "Failed to save the job states (will try again): %m");
-        for (size_t i = 0; i < q->n_entries; i++)
+        for (size_t i = 0; i < q->n_entries; i++) {
+                q->entries[i]->jobs_saved |= q->entries[i]->dirty;
                 q->entries[i]->dirty = false;
+        }
         q->n_dirty = 0;
         return 0;
 }
@@ -677,6 +689,7 @@ size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results) {
                 if (e->dirty) { /* the caller retires only saved entries; save this one first anyway */
                         _cleanup_free_ char *jp = path_join(e->dir, "jobs.json");
                         results[i] = write_json_atomic(jp, entry_jobs_to_json(e));
+                        e->jobs_saved |= results[i] >= 0;
                 }
                 if (results[i] >= 0) {
                         (void) remove_tree(final); /* a leftover of a crash between publishing and this rename */

@@ -87,6 +87,7 @@ struct Entry {
         bool interim_due; /* an interim receipt should be (re)written: a channel waits long (delivery.c) */
         char *dir; /* STATE/queue/ID */
         unsigned layout; /* of dir: 1 (original/NAME, jobs.json from intake on) or 2 (see above) */
+        bool jobs_saved; /* dir has a jobs.json (layout 2: its first one is written in place) */
 };
 
 const char *approval_to_string(Approval a);

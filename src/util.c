@@ -468,7 +468,7 @@ int remove_tree(const char *path) {
 /* ---- write batches ---- */
 
 typedef struct WriteBatchEntry {
-        char *temp, *path;
+        char *temp, *path; /* temp: NULL for a file written in place (write_batch_add_new()) */
 } WriteBatchEntry;
 
 struct WriteBatch {
@@ -484,6 +484,14 @@ size_t write_batch_size(const WriteBatch *b) {
         return b->n;
 }
 
+static void write_batch_push(WriteBatch *b, char *temp, const char *path) {
+        if (b->n == b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 16;
+                b->entries = xrealloc(b->entries, b->cap * sizeof(WriteBatchEntry));
+        }
+        b->entries[b->n++] = (WriteBatchEntry) { .temp = temp, .path = xstrdup(path) };
+}
+
 int write_batch_add(WriteBatch *b, const char *path, const void *data, size_t size) {
         char *temp;
         int r;
@@ -492,11 +500,22 @@ int write_batch_add(WriteBatch *b, const char *path, const void *data, size_t si
         r = write_temporary(path, data, size, 0640, false, &temp);
         if (r < 0)
                 return r;
-        if (b->n == b->cap) {
-                b->cap = b->cap ? b->cap * 2 : 16;
-                b->entries = xrealloc(b->entries, b->cap * sizeof(WriteBatchEntry));
+        write_batch_push(b, temp, path);
+        return 0;
+}
+
+int write_batch_add_new(WriteBatch *b, const char *path, const void *data, size_t size) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+        int r;
+
+        if (fd < 0)
+                return errno == EEXIST ? write_batch_add(b, path, data, size) : -errno;
+        r = write_full(fd, data, size);
+        if (r < 0) {
+                unlink(path);
+                return r;
         }
-        b->entries[b->n++] = (WriteBatchEntry) { .temp = temp, .path = xstrdup(path) };
+        write_batch_push(b, NULL, path);
         return 0;
 }
 
@@ -504,7 +523,7 @@ int write_batch_add(WriteBatch *b, const char *path, const void *data, size_t si
 static void write_batch_clear(WriteBatch *b, size_t first_unrenamed) {
         for (size_t i = 0; i < b->n; i++) {
                 if (i >= first_unrenamed)
-                        unlink(b->entries[i].temp);
+                        unlink(b->entries[i].temp ? b->entries[i].temp : b->entries[i].path);
                 free(b->entries[i].temp);
                 free(b->entries[i].path);
         }
@@ -518,11 +537,11 @@ static char *parent_of(const char *path) {
 
 static int sync_temporaries(WriteBatch *b, bool whole_fs) {
         if (whole_fs) {
-                _cleanup_free_ char *dir = parent_of(b->entries[0].temp);
+                _cleanup_free_ char *dir = parent_of(b->entries[0].path);
                 return sync_filesystem(dir);
         }
         for (size_t i = 0; i < b->n; i++) {
-                int r = fsync_path(b->entries[i].temp);
+                int r = fsync_path(b->entries[i].temp ? b->entries[i].temp : b->entries[i].path);
                 if (r < 0)
                         return r;
         }
@@ -574,7 +593,7 @@ int write_batch_commit(WriteBatch *b) {
                 return r;
         }
         for (i = 0; i < b->n; i++)
-                if (rename(b->entries[i].temp, b->entries[i].path) < 0) {
+                if (b->entries[i].temp && rename(b->entries[i].temp, b->entries[i].path) < 0) {
                         r = -errno;
                         break;
                 }

@@ -137,7 +137,8 @@ int remove_tree(const char *path);
 
 /*
  * A batch of whole-file writes made durable together: each add() writes a temporary file; commit()
- * makes them durable, renames each into place, and makes the renames durable.  A small batch is
+ * makes them durable, renames each into place, and makes the renames durable (and removes every file
+ * of the batch it could not make durable).  A small batch is
  * synced file by file and directory by directory; from WRITE_BATCH_SYNCFS entries on, one syncfs()
  * before and one after the renames replace them all.  Every path in one batch must be on one
  * filesystem (the callers write into the state folder only).
@@ -146,6 +147,12 @@ int remove_tree(const char *path);
 typedef struct WriteBatch WriteBatch;
 WriteBatch *write_batch_new(void);
 int write_batch_add(WriteBatch *b, const char *path, const void *data, size_t size);
+/*
+ * For a file that does not exist yet: written in place (no temporary, no rename), which a crash before
+ * commit() returns may leave cut off, so only for files whose reader treats a cut-off file as not
+ * written.  When the file exists after all, the same as write_batch_add().
+ */
+int write_batch_add_new(WriteBatch *b, const char *path, const void *data, size_t size);
 int write_batch_commit(WriteBatch *b); /* also empties the batch; on error the temporaries are removed */
 size_t write_batch_size(const WriteBatch *b);
 void write_batch_free(WriteBatch *b);

@@ -134,6 +134,48 @@ static void intake_writes_layout_2(void **unused) {
         free(id);
 }
 
+/* The first jobs.json is written in place: cut off by a crash, it reads as not written; later ones replace it. */
+static void first_jobs_file_cut_off(void **unused) {
+        char *source, *id, *jp, *data = NULL;
+        size_t size;
+        Queue *q;
+        Entry *e;
+
+        assert_int_equal(queue_open(state, &q), 0);
+        e = new_entry("ตัด.txt", "หัวข้อ: ตัดกลางคัน\n\nไฟล์สถานะถูกตัด\n", &source);
+        id = xstrdup(e->announcement->id);
+        assert_int_equal(queue_stage_intake(q, e, source), 0);
+        assert_int_equal(queue_commit_intake(q), 0);
+        e->jobs[0].state = JOB_DONE;
+        queue_mark_dirty(q, e);
+        assert_int_equal(queue_flush(q), 0);
+        jp = path_join(e->dir, "jobs.json");
+        assert_int_equal(read_file(jp, 1 << 20, &data, &size), 0);
+        assert_true(size > 20);
+        assert_int_equal(truncate(jp, (off_t) size / 2), 0);
+        free(data);
+        queue_free(q);
+
+        assert_int_equal(queue_open(state, &q), 0);
+        e = queue_find(q, id);
+        assert_non_null(e);
+        assert_int_equal(e->jobs[0].state, JOB_SCHEDULED); /* as intake wrote it */
+        assert_true(e->jobs_saved);                        /* the file is there: replaced whole next time */
+        e->jobs[1].state = JOB_FAILED;
+        queue_mark_dirty(q, e);
+        assert_int_equal(queue_flush(q), 0);
+        queue_free(q);
+        assert_int_equal(queue_open(state, &q), 0);
+        e = queue_find(q, id);
+        assert_non_null(e);
+        assert_int_equal(e->jobs[0].state, JOB_SCHEDULED);
+        assert_int_equal(e->jobs[1].state, JOB_FAILED);
+        queue_free(q);
+        free(jp);
+        free(id);
+        free(source);
+}
+
 /* An entry written before layout 2 (an upgrade finds it): jobs.json and original/NAME. */
 static void layout_1_is_still_read(void **unused) {
         char *source, *dir, *odir, *p, *orig, *s;
@@ -284,6 +326,7 @@ static void receipt_links_the_original(void **unused) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(intake_writes_layout_2),
+                cmocka_unit_test(first_jobs_file_cut_off),
                 cmocka_unit_test(layout_1_is_still_read),
                 cmocka_unit_test(index_follows_intake_and_retirement),
                 cmocka_unit_test(receipt_links_the_original),
