@@ -3,10 +3,12 @@
 #include "line-state.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "plugin-util.h"
 
@@ -191,8 +193,18 @@ void line_window_load(LineWindow *w, const char *path, prakat_usec_t now, prakat
         w->n = 0;
         if (plugin_read_small_file(path, WINDOW_FILE_MAX, &data, NULL) < 0)
                 return;
+        size_t size = strlen(data);
+        /* A last line without its newline was cut off by a crash: not a time; the file is rewritten at
+         * the next send. */
+        w->file_lines = 0;
+        if (size > 0 && data[size - 1] != '\n') {
+                char *nl = strrchr(data, '\n');
+                *(nl ? nl + 1 : data) = 0;
+                w->file_lines = SIZE_MAX / 2;
+        }
         char *save = NULL;
         for (char *line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                w->file_lines++;
                 prakat_usec_t t;
                 /* a time in the future (a clock set back) still counts, as if it were now */
                 if (parse_usec(line, &t) == 0 && t + window > now)
@@ -208,16 +220,37 @@ prakat_usec_t line_window_wait(const LineWindow *w, prakat_usec_t now, prakat_us
         return frees > now ? frees - now : 0;
 }
 
+/*
+ * Not synced: after a crash the window may miss the last sends, and LINE's own 429 covers that.  The
+ * send is appended; the file is rewritten with only the window once most of its lines have expired,
+ * so a burst costs one short write per send, not the whole window each time.
+ */
 int line_window_add(LineWindow *w, const char *path, prakat_usec_t when) {
+        char line[24];
+        int n, r = 0;
+
         window_push(w, when);
+        if (w->file_lines < 2 * w->n + 64 && (w->file_lines + 1) * 21 < WINDOW_FILE_MAX / 2) {
+                int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd >= 0) {
+                        n = snprintf(line, sizeof line, "%" PRIu64 "\n", when);
+                        r = write(fd, line, (size_t) n) == n ? 0 : -EIO;
+                        if (close(fd) < 0 && r == 0)
+                                r = -errno;
+                        if (r == 0) {
+                                w->file_lines++;
+                                return 0;
+                        }
+                }
+        }
         size_t size = w->n * 24 + 1, o = 0;
         char *buf = malloc(size);
         if (!buf)
                 return -ENOMEM;
         for (size_t i = 0; i < w->n; i++)
                 o += (size_t) snprintf(buf + o, size - o, "%" PRIu64 "\n", w->times[i]);
-        /* Not synced: after a crash the window may miss the last sends, and LINE's own 429 covers that. */
-        int r = plugin_write_file(path, buf, o, false);
+        r = plugin_write_file(path, buf, o, false);
         free(buf);
+        w->file_lines = r < 0 ? SIZE_MAX / 2 : w->n;
         return r;
 }

@@ -64,6 +64,7 @@ typedef struct LineWindow {
         prakat_usec_t *times;
         size_t n;
         size_t max;
+        size_t file_lines; /* in the file: appended to, rewritten once mostly expired (or cut off) */
 } LineWindow;
 
 int line_window_init(LineWindow *w, size_t max);

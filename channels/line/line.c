@@ -61,6 +61,8 @@
 
 #define DEFAULT_API_BASE "https://api.line.me"
 #define DEFAULT_RATE_PER_HOUR 60
+/* A plan without a monthly limit is not asked about its quota again before each send for this long. */
+#define UNLIMITED_FRESH (60 * USEC_PER_SEC)
 #define DEFAULT_MAX_IN_FLIGHT 2
 #define DEFAULT_TIMEOUT (30ULL * USEC_PER_SEC)
 #define DEFAULT_HEALTH_INTERVAL (10ULL * USEC_PER_MIN)
@@ -174,6 +176,7 @@ struct Line {
         int health_step;
         long long quota_value; /* -1: no limit */
         long long quota_usage;
+        prakat_usec_t unlimited_at; /* when LINE last said the plan has no monthly limit; 0: not so */
 };
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -475,6 +478,7 @@ static void on_health_answer(void *userdata, const prakat_http_response *resp) {
                 json_t *value = json_object_get(root, "value");
                 l->quota_value = type && strcmp(type, "limited") == 0 && json_is_integer(value) ?
                                          (long long) json_integer_value(value) : -1;
+                l->unlimited_at = l->quota_value < 0 ? l->host->now(l->host) : 0;
                 if (l->quota_value < 0) {
                         json_decref(root);
                         l->quota_usage = 0;
@@ -1065,6 +1069,7 @@ static void on_quota(void *userdata, const prakat_http_response *resp) {
                                    (long long) json_integer_value(value) : -1;
                 json_decref(root);
                 l->quota_value = s->quota;
+                l->unlimited_at = s->quota < 0 ? l->host->now(l->host) : 0;
                 if (s->quota < 0) {
                         l->quota_usage = 0;
                         send_post(s);
@@ -1107,6 +1112,13 @@ static void send_start(Send *s) {
 
         if (send_wait_throttle(s, now) || send_wait_window(s, now))
                 return;
+        /* A plan with no monthly limit, read moments ago: a burst does not ask again for every send.  (A
+         * plan that got a limit meanwhile answers the send with 429 "monthly limit", which holds it.) */
+        if (l->unlimited_at && now < l->unlimited_at + UNLIMITED_FRESH) {
+                s->quota = -1;
+                send_post(s);
+                return;
+        }
         s->step = STEP_QUOTA;
         send_read_quota(s, "/v2/bot/message/quota");
 }
@@ -1286,8 +1298,9 @@ static int send_resume(Send *s, bool interrupted) {
                         send_retry(s, 0, "สร้างรหัสส่งซ้ำไม่ได้ จะลองใหม่", "cannot make a retry key");
                         return 1;
                 }
-                /* Stored before the first attempt, so that no request ever leaves with a key we could lose. */
-                return send_save_key(s) ? 0 : 1;
+                /* Stored, and synced, right before the first request (send_post()): no request ever leaves
+                 * with a key we could lose, and a send held before it (quota, 429) writes nothing. */
+                return 0;
         }
         if (r == -EBADMSG) {
                 outcome_set(&o, PRAKAT_OUTCOME_UNCONFIRMED,

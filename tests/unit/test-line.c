@@ -211,6 +211,8 @@ static void configure_ok(Fixture *f, const char *extra) {
         fake_host_run_due(&f->fake);
         answer("/v2/bot/info", 200, "{\"displayName\":\"test\"}");
         answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
+        /* Past the time a "no limit" answer spares the sends their own quota read (UNLIMITED_FRESH). */
+        f->fake.now += UNLIMITED_FRESH + SEC;
 }
 
 static prakat_announcement announcement(const char *id, const char *title, const char *body) {
@@ -445,6 +447,34 @@ static void test_window(void **state) {
         line_window_expire(&back, t0 + hour, hour);
         assert_int_equal(back.n, 1);
         assert_int_equal(line_window_wait(&back, t0 + hour, hour), 0);
+
+        /* Sends are appended; the file is rewritten with only the window once mostly expired lines. */
+        for (unsigned i = 0; i < 500; i++)
+                assert_int_equal(line_window_add(&w, path, t0 + (20 + i) * SEC), 0);
+        char *data = NULL;
+        size_t size = 0, lines = 0;
+        assert_int_equal(plugin_read_small_file(path, 1 << 20, &data, NULL), 0);
+        size = strlen(data);
+        for (size_t i = 0; i < size; i++)
+                lines += data[i] == '\n';
+        free(data);
+        assert_true(lines >= 2 && lines <= 2 * 2 + 64 + 1);
+        line_window_load(&back, path, t0 + 600 * SEC, hour);
+        assert_int_equal(back.n, 2);
+        assert_int_equal(back.times[1], t0 + 519 * SEC);
+        /* A last line cut off by a crash: ignored, and the next send rewrites the file whole. */
+        int fd = open(path, O_WRONLY | O_APPEND);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "17", 2), 2);
+        close(fd);
+        line_window_load(&back, path, t0 + 600 * SEC, hour);
+        assert_int_equal(back.n, 2);
+        assert_int_equal(line_window_add(&back, path, t0 + 600 * SEC), 0);
+        assert_int_equal(plugin_read_small_file(path, 1 << 20, &data, NULL), 0);
+        size = strlen(data);
+        if (!(size > 0 && data[size - 1] == '\n' && strstr(data, "17\n") == NULL))
+                fail_msg("sends after a cut-off line: \"%s\"", data);
+        free(data);
         line_window_done(&w);
         line_window_done(&back);
 }
@@ -783,9 +813,41 @@ static void test_max_in_flight(void **state) {
         answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
         assert_false(waiting("/quota")); /* the second waits for the first */
         answer("/broadcast", 200, "{}");
-        answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
+        assert_false(waiting("/quota")); /* "no limit" a moment ago: not asked again */
         answer("/broadcast", 200, "{}");
         assert_int_equal(finished(f, &j2)->outcome, PRAKAT_OUTCOME_DONE);
+}
+
+/* The quota is read before each send, except for a plan LINE said has no monthly limit less than
+ * UNLIMITED_FRESH ago; a limited plan is read every time. */
+static void test_quota_read_spared(void **state) {
+        Fixture *f = *state;
+        configure_ok(f, "");
+        prakat_announcement a[4] = { announcement("s1", "t", "b"), announcement("s2", "t", "b"),
+                                     announcement("s3", "t", "b"), announcement("s4", "t", "b") };
+        prakat_job j[4];
+        for (size_t i = 0; i < 4; i++)
+                j[i] = (prakat_job) { .channel = "line", .attempt = 1 };
+
+        assert_int_equal(plugin->publish(f->instance, &j[0], &a[0]), 0);
+        answer("/v2/bot/message/quota", 200, "{\"type\":\"none\"}");
+        answer("/broadcast", 200, "{}");
+        f->fake.now += UNLIMITED_FRESH / 2;
+        assert_int_equal(plugin->publish(f->instance, &j[1], &a[1]), 0);
+        assert_false(waiting("/quota"));
+        answer("/broadcast", 200, "{}");
+        f->fake.now += UNLIMITED_FRESH;
+        assert_int_equal(plugin->publish(f->instance, &j[2], &a[2]), 0);
+        answer("/v2/bot/message/quota", 200, "{\"type\":\"limited\",\"value\":1000}");
+        answer("/v2/bot/message/quota/consumption", 200, "{\"totalUsage\":10}");
+        answer("/broadcast", 200, "{}");
+        assert_int_equal(plugin->publish(f->instance, &j[3], &a[3]), 0);
+        answer("/v2/bot/message/quota", 200, "{\"type\":\"limited\",\"value\":1000}");
+        answer("/v2/bot/message/quota/consumption", 200, "{\"totalUsage\":1000}");
+        assert_false(waiting("/broadcast"));
+        for (size_t i = 0; i < 3; i++)
+                assert_int_equal(finished(f, &j[i])->outcome, PRAKAT_OUTCOME_DONE);
+        assert_int_equal(finished(f, &j[3])->outcome, PRAKAT_OUTCOME_RETRY);
 }
 
 static void test_destroy_in_flight(void **state) {
@@ -833,6 +895,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rate_window, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rate_window_concurrent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_max_in_flight, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_quota_read_spared, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_destroy_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retract_nothing_sent, setup, teardown),
         };
