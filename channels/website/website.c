@@ -1003,12 +1003,19 @@ static ssize_t website_find_item(Website *w, prakat_usec_t published, const char
 }
 
 /* Position of item `pos` among its category's items. */
+/* The place of item `pos` (in the array and counted in its category) among its category's items;
+ * counted from the nearer end, since new items mostly go last. */
 static size_t website_category_position(Website *w, size_t pos) {
         uint32_t category = w->items[pos]->category;
         size_t n = 0;
-        for (size_t i = 0; i < pos; i++)
+        if (pos < w->n_items / 2) {
+                for (size_t i = 0; i < pos; i++)
+                        n += w->items[i]->category == category;
+                return n;
+        }
+        for (size_t i = pos + 1; i < w->n_items; i++)
                 n += w->items[i]->category == category;
-        return n;
+        return w->categories[category].n_items - 1 - n;
 }
 
 /* An item was inserted at or removed from `pos`: every later page shifts. Call while it is in the array. */
