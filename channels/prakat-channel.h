@@ -282,11 +282,24 @@ struct prakat_host {
          * "site-sync").  One handler per instance; NULL removes it (destroy() need not).
          */
         void (*command_handler_set)(const prakat_host *host, prakat_command_fn fn, void *userdata);
+
+        /*
+         * Since struct_size grew to include it (check with PRAKAT_HOST_CHECKING): PRAKAT_HOST_CHECK_ONLY
+         * when the instance is made only to check the configuration (`prakatd --check`, often run by
+         * root while the daemon runs): configure() then reads and checks what it needs to, and writes,
+         * creates, removes and connects nothing; the instance is destroyed without being used.
+         */
+        uint32_t flags;
 };
+
+#define PRAKAT_HOST_CHECK_ONLY 1u
 
 /* True when `host` offers member `field` (a plugin built against a newer header may run on an older core). */
 #define PRAKAT_HOST_HAS(host, field) \
         ((host)->struct_size >= offsetof(prakat_host, field) + sizeof((host)->field) && (host)->field)
+
+/* True when the instance is made only to check the configuration (see prakat_host.flags). */
+#define PRAKAT_HOST_CHECKING(host) (PRAKAT_HOST_HAS(host, flags) && ((host)->flags & PRAKAT_HOST_CHECK_ONLY))
 
 typedef struct prakat_channel_plugin {
         uint32_t abi_version; /* PRAKAT_CHANNEL_ABI_VERSION */

@@ -228,13 +228,14 @@ static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *
         return 0;
 }
 
-int manager_new(const char *config_path, Manager **ret) {
+int manager_new(const char *config_path, bool check_only, Manager **ret) {
         _cleanup_free_ char *error = NULL;
         Manager *m = xcalloc(1, sizeof(Manager));
         sigset_t mask;
         int r;
 
         m->config_path = xstrdup(config_path);
+        m->check_only = check_only;
         r = config_load(config_path, &m->config, &error);
         if (r < 0) {
                 log_error("%s", error);
@@ -262,7 +263,8 @@ int manager_new(const char *config_path, Manager **ret) {
         sd_event_source_set_enabled(m->flush_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(m->flush_source, "flush");
 
-        r = queue_open(m->config->state, &m->queue);
+        /* Opening the queue clears STATE/tmp, which a running daemon may be using: not for a check. */
+        r = check_only ? 0 : queue_open(m->config->state, &m->queue);
         if (r < 0)
                 goto fail;
         r = manager_load_channels(m, m->config, NULL, 0, &m->channels, &m->n_channels, &error);

@@ -36,11 +36,14 @@ struct Manager {
         size_t n_interim;   /* entries waiting for an interim receipt */
         unsigned in_flight;
         bool stopping;
+        bool check_only; /* prakatd --check: configure everything, change nothing (PRAKAT_HOST_CHECK_ONLY) */
         sd_event_source *stop_timer;
         char last_status[256];
 };
 
-int manager_new(const char *config_path, Manager **ret);
+/* With check_only (prakatd --check, maybe by root while the daemon runs): the config and every channel
+ * are checked, but nothing is created or changed on disk and no queue is opened; not to be run. */
+int manager_new(const char *config_path, bool check_only, Manager **ret);
 void manager_free(Manager *m);
 int manager_run(Manager *m);
 

@@ -328,7 +328,7 @@ int channel_instance_load(Manager *m, const Config *config, const ChannelConfig 
                 return r;
         }
         state = xasprintf("%s/channels/%s", config->state, cc->name);
-        r = mkdir_p(state, 0750);
+        r = m->check_only ? 0 : mkdir_p(state, 0750); /* a check creates nothing */
         if (r < 0) {
                 *ret_error = xasprintf("%s:%u: [channel %s]: cannot create %s: %s", config->path, cc->line, cc->name,
                                        state, strerror(-r));
@@ -357,6 +357,7 @@ int channel_instance_load(Manager *m, const Config *config, const ChannelConfig 
                 .job_note = host_job_note,
                 .transfer_upload = host_transfer_upload,
                 .command_handler_set = host_command_handler_set,
+                .flags = m->check_only ? PRAKAT_HOST_CHECK_ONLY : 0,
         };
         r = c->plugin->configure(&c->host, cc->entries, cc->n_entries, &c->instance, reason, sizeof reason, &line);
         if (r < 0) {

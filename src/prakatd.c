@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
                 log_error("PRAKAT_NOW must look like 2026-11-25T03:00:00Z.");
                 return EX_USAGE;
         }
-        r = manager_new(config, &m);
+        r = manager_new(config, check, &m);
         if (r < 0)
                 return r == -EINVAL || r == -ENOENT || r == -EPROTO ? EX_CONFIG : EX_SOFTWARE;
         if (check) {

@@ -140,7 +140,7 @@ const char *queue_state_dir(const Queue *q) {
 }
 
 size_t queue_size(const Queue *q) {
-        return q->n_entries;
+        return q ? q->n_entries : 0; /* no queue: prakatd --check */
 }
 
 Entry *queue_entry(const Queue *q, size_t i) {

@@ -1684,13 +1684,17 @@ static int line_configure(const prakat_host *host, const prakat_config_entry *en
         if (r == 0 && (asprintf(&l->keys_dir, "%s/keys", host->state_dir) < 0 ||
                        asprintf(&l->window_path, "%s/sends", host->state_dir) < 0))
                 r = plugin_config_fail(&err, 0, "out of memory");
-        if (r == 0 && mkdir(l->keys_dir, 0700) < 0 && errno != EEXIST)
+        if (r == 0 && !PRAKAT_HOST_CHECKING(host) && mkdir(l->keys_dir, 0700) < 0 && errno != EEXIST)
                 r = plugin_config_fail(&err, 0, "cannot create %s: %s", l->keys_dir, strerror(errno));
         if (r == 0 && line_window_init(&l->window, l->rate_per_hour) < 0)
                 r = plugin_config_fail(&err, 0, "out of memory");
         if (r < 0) {
                 line_free(l);
                 return r;
+        }
+        if (PRAKAT_HOST_CHECKING(host)) { /* prakatd --check: nothing removed, nothing asked */
+                *ret_instance = l;
+                return 0;
         }
         line_window_load(&l->window, l->window_path, host->now(host), USEC_PER_HOUR);
         purge_old_keys(l);

@@ -511,13 +511,20 @@ static int upload_check_settings(Upload *u, PluginConfigError *err) {
         return 0;
 }
 
-int upload_prepare(Upload *u, const char *output, PluginConfigError *err) {
+int upload_check(Upload *u, PluginConfigError *err) {
         int r = upload_check_settings(u, err);
         if (r < 0)
                 return r;
         if (!PRAKAT_HOST_HAS(u->host, transfer_upload))
                 return plugin_config_fail(err, u->url_line, "this prakatd cannot upload files (it is older than the "
                                                             "website plugin): update prakatd");
+        return 0;
+}
+
+int upload_prepare(Upload *u, const char *output, PluginConfigError *err) {
+        int r = upload_check(u, err);
+        if (r < 0)
+                return r;
         u->output = strdup(output);
         u->manifest_path = join_path(u->host->state_dir, MANIFEST_NAME);
         if (!u->output || !u->manifest_path)

@@ -37,6 +37,8 @@ int upload_apply_entry(Upload **upload, const prakat_host *host, const prakat_co
  * content).  -EINVAL with the reason in `err`.
  */
 int upload_prepare(Upload *u, const char *output, PluginConfigError *err);
+/* Only what upload_prepare() checks of the settings (the secret files read): for `prakatd --check`. */
+int upload_check(Upload *u, PluginConfigError *err);
 
 /* `path` (under output) was written or removed.  NULL `u` is fine. */
 void upload_note_path(Upload *u, const char *path);

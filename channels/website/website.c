@@ -2671,6 +2671,17 @@ static int website_configure(const prakat_host *host, const prakat_config_entry 
         unsigned output_line = 0;
         if (r == 0)
                 r = website_parse_config(w, entries, n_entries, &err, &output_line);
+        if (r == 0 && PRAKAT_HOST_CHECKING(host)) {
+                /* prakatd --check: the settings and the upload's secrets, nothing written or cleared. */
+                if (w->upload)
+                        r = upload_check(w->upload, &err);
+                if (r < 0) {
+                        website_free(w);
+                        return r;
+                }
+                *ret_instance = w;
+                return 0;
+        }
         if (r == 0)
                 r = website_prepare_dirs(w, &err, output_line);
         if (r == 0)

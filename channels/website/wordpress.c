@@ -1390,6 +1390,8 @@ static int wp_parse_config(WordPress *wp, const prakat_config_entry *entries, si
 
 static int wp_prepare_state(WordPress *wp, PluginConfigError *err) {
         char dir[4096];
+        if (PRAKAT_HOST_CHECKING(wp->host)) /* prakatd --check: nothing created */
+                return 0;
         snprintf(dir, sizeof dir, "%s/wordpress", wp->host->state_dir);
         if (asprintf(&wp->posts_dir, "%s/posts", dir) < 0 || asprintf(&wp->categories_path, "%s/categories.json", dir) < 0)
                 return plugin_config_fail(err, 0, "out of memory");

@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (PRAKATD, TIMEOUT, Suite, TestFailure, asan_env, check, read_text,  # noqa: E402
+from harness import (PLUGIN_DIR, PRAKATD, TIMEOUT, Suite, TestFailure, asan_env, check, read_text,  # noqa: E402
                      require_build, wait_for)
 
 S = Suite("daemon")
@@ -71,6 +71,57 @@ def config_errors():
         rc, out, err = run_prakatd("--config", env.conf + ".missing", "--check")
         check(rc != 0, "prakatd --check succeeded on a missing file")
     S.case("config: prakatd --check passes on a good config, fails on a missing one", check_ok)
+
+    def check_changes_nothing():
+        # An administrator runs `prakatd --check` as root before a reload, often while the daemon runs:
+        # it must not create (root-owned) folders, write style.css, clear state/tmp or remove LINE keys.
+        tmp = S.tmpdir("check-only")
+        token = os.path.join(tmp, "token")
+        with open(token, "w") as f:
+            f.write("not-a-real-token\n")
+        os.chmod(token, 0o600)
+        new = {k: os.path.join(tmp, k) for k in ("spool", "state", "run", "site", "wp")}
+        text = ("[prakat]\nspool = %(spool)s\nstate = %(state)s\nruntime_dir = %(run)s\nplugin_dir = %(plugins)s\n"
+                "[villages]\n1 = บ้านบ่อแก้ว\n"
+                "[channel website]\nplugin = website\noutput = %(site)s\nbase_url = https://bokaeo.go.th/news\n"
+                "[channel facebook]\nplugin = facebook\npage_id = 123456789\ntoken_file = %(token)s\n"
+                "[channel line]\nplugin = line\ntoken_file = %(token)s\n"
+                "[channel tower]\nplugin = tower\nbroker = mqtt://127.0.0.1:1\ntopic_prefix = bokaeo/tower\n"
+                "villages = 1\n") % dict(new, plugins=PLUGIN_DIR, token=token)
+        conf = os.path.join(tmp, "prakat.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        rc, out, err = run_prakatd("--config", conf, "--check")
+        check(rc == 0, "prakatd --check failed (%d): %s" % (rc, err))
+        made = sorted(k for k, p in new.items() if os.path.exists(p))
+        check(not made, "prakatd --check created %s" % made)
+
+        # On a running daemon's folders: nothing under them changes, not even a timestamp.
+        def snapshot():
+            out = {}
+            for root in (env.spool, env.state, env.site):
+                for dirpath, dirnames, filenames in os.walk(root):
+                    for n in dirnames + filenames:
+                        p = os.path.join(dirpath, n)
+                        st = os.lstat(p)
+                        out[p] = (st.st_mode, st.st_mtime_ns, st.st_size)
+            return out
+        env.write_config(good)
+        d = S.daemon(env)
+        d.start()
+        leftover = os.path.join(env.state, "tmp", "20261126-0000cafe")
+        os.makedirs(leftover)  # as if the daemon were staging a file right now
+        time.sleep(0.3)
+        before = snapshot()
+        rc, out, err = run_prakatd("--config", env.conf, "--check")
+        check(rc == 0, "prakatd --check failed (%d): %s" % (rc, err))
+        after = snapshot()
+        changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+        check(not changed, "prakatd --check changed %s" % changed[:10])
+        os.rmdir(leftover)
+        S.stop_daemon(d, "config: the daemon beside --check stopped cleanly")
+    S.case("config: prakatd --check creates and changes nothing (no folders, no style.css, state/tmp kept)",
+           check_changes_nothing)
 
 
 class Notify:
