@@ -28,6 +28,8 @@ endif
 DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 # libcurl is dlopen()ed by src/http.c on first use (headers from pkg-config, no -lcurl).
 DEP_LIBS   := $(filter-out -lcurl,$(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null))
+# libqrencode: only the operator command links it (the newsletter's QR codes, src/digest.c).
+CLI_LIBS   := $(or $(shell $(PKG_CONFIG) --libs libqrencode 2>/dev/null),-lqrencode)
 # Plugins may use jansson for the platforms' JSON; nothing else of the core's dependencies.
 PLUGIN_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libmosquitto 2>/dev/null)
 PLUGIN_LIBS   := $(shell $(PKG_CONFIG) --libs jansson libmosquitto 2>/dev/null)
@@ -48,7 +50,7 @@ UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 DEBIAN_PKGS := build-essential pkg-config libsystemd-dev libcurl4-openssl-dev libjansson-dev \
                libmosquitto-dev libinih-dev libcmocka-dev mosquitto mosquitto-clients \
-               python3 python3-feedparser chromium valgrind openssh-server vsftpd
+               python3 python3-feedparser chromium valgrind openssh-server vsftpd libqrencode-dev zbar-tools
 
 .PHONY: all deps run check check-unit check-integration check-asan bench clean
 all: $(BUILD)/prakatd $(BUILD)/prakat $(TOWER_BIN) $(PLUGINS) $(UNIT_BIN)
@@ -78,7 +80,7 @@ $(BUILD)/prakatd: $(BUILD)/obj/prakatd.o $(BUILD)/libprakat.a
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(DEP_LIBS) -ldl -lm
 
 $(BUILD)/prakat: $(BUILD)/obj/prakat.o $(BUILD)/libprakat.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -ldl -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) $(CLI_LIBS) -ldl -lm
 
 $(BUILD)/prakat-tower: $(BUILD)/obj/prakat-tower.o $(TOWER_OBJ) $(BUILD)/libprakat.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS) -ldl -lm

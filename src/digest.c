@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "digest.h"
 
+#include <qrencode.h>
 #include <sys/stat.h>
 
 #include "thaidate.h"
@@ -20,7 +21,9 @@ static const char digest_css[] =
         "article img { display: block; width: 100%; height: auto; max-height: 60mm; margin: 0 auto 2mm;"
         " object-fit: contain; }\n"
         "article .summary { margin: 0 0 1.5mm; overflow-wrap: anywhere; }\n"
-        "article .link { font-size: 9pt; margin: 0; }\n"
+        "article .link { font-size: 9pt; margin: 0; display: flex; align-items: center; gap: 2mm;"
+        " overflow-wrap: anywhere; }\n"
+        "article .qr { width: 20mm; height: 20mm; flex: none; }\n"
         "footer { margin-top: 6mm; border-top: 1pt solid #000; padding-top: 2mm; }\n";
 
 /* The first lines of the text, at most DIGEST_SUMMARY_CHARS characters, cut between characters. */
@@ -142,6 +145,36 @@ static void digest_put_picture(const Report *r, FILE *f, const Entry *e, const c
         }
 }
 
+/*
+ * The page's address as a QR code (inline SVG, error correction M, a quiet zone of 4 modules), for the
+ * villagers who read the printed newsletter with a phone in hand.  Nothing when it cannot be made: the
+ * address is printed beside it anyway.
+ */
+static void digest_put_qr(FILE *f, const char *link) {
+        QRcode *qr = QRcode_encodeString8bit(link, 0, QR_ECLEVEL_M);
+        int size;
+
+        if (!qr)
+                return;
+        size = qr->width + 8;
+        fprintf(f, "<svg class=\"qr\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+                   "shape-rendering=\"crispEdges\" role=\"img\" aria-label=\"QR: ", size, size);
+        html_put_text(f, link);
+        fprintf(f, "\"><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"", size, size);
+        /* One rectangle per run of dark modules in a row. */
+        for (int y = 0; y < qr->width; y++)
+                for (int x = 0; x < qr->width;) {
+                        int run = 0;
+                        while (x + run < qr->width && (qr->data[y * qr->width + x + run] & 1))
+                                run++;
+                        if (run)
+                                fprintf(f, "M%d %dh%dv1h-%dz", x + 4, y + 4, run, run);
+                        x += run ? run : 1;
+                }
+        fputs("\"/></svg>", f);
+        QRcode_free(qr);
+}
+
 static void digest_put_article(const Report *r, FILE *f, const ReportItem *it, const char *files_dir,
                                const char *files_href) {
         const Announcement *a = it->entry->announcement;
@@ -164,11 +197,13 @@ static void digest_put_article(const Report *r, FILE *f, const ReportItem *it, c
         html_put_text(f, summary);
         fputs("</p>\n", f);
         if (link && (startswith_nocase(link, "https://") || startswith_nocase(link, "http://"))) {
-                fputs("<p class=\"link\">อ่านต่อ: <a href=\"", f);
+                fputs("<p class=\"link\">", f);
+                digest_put_qr(f, link);
+                fputs("<span>อ่านต่อ: <a href=\"", f);
                 html_put_text(f, link);
                 fputs("\">", f);
                 html_put_text(f, link);
-                fputs("</a></p>\n", f);
+                fputs("</a></span></p>\n", f);
         }
         fputs("</article>\n", f);
 }

@@ -14,15 +14,18 @@ format of channels/tower/README.md), so the per-village counts are checked witho
 """
 
 import csv
+import html
 import io
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
-from harness import (CHROMIUM, PLUGIN_DIR, Suite, check, chromium_dump_dom, chromium_print_pdf,  # noqa: E402
+from harness import (CHROMIUM, PLUGIN_DIR, Suite, check, chromium, chromium_dump_dom, chromium_print_pdf,  # noqa: E402
                      read_bytes, read_text, require_build, tiny_png)
 from fake_platforms import FakeFacebook, FakeLine  # noqa: E402
 
@@ -283,6 +286,25 @@ def run(fb, fb_base, line, fb_token, line_token):
             chromium_print_pdf(env.tmp, got["digest"], os.path.join(out, "digest.pdf"))
     S.case("digest of September 2568: withdrawn item left out, title escaped, printed to PDF",
            digest_withdrawn_and_escaped)
+
+    def digest_qr_codes():
+        # Each article's QR code, as Chromium draws it, decodes to the page's address printed beside it.
+        page = os.path.join(out, "sept.html")
+        text = read_text(page)
+        links = re.findall(r'<p class="link"><svg class="qr"[^>]*>.*?</svg><span>อ่านต่อ: <a href="([^"]+)"', text)
+        check(len(links) == text.count('<p class="link">') and len(set(links)) >= 3,
+              "every printed link has its QR code (at least 3 here): %s" % links)
+        shot = os.path.join(out, "sept.png")
+        rc, _, err = chromium(env.tmp, "--window-size=1100,2400", "--force-device-scale-factor=3", "--hide-scrollbars",
+                              "--screenshot=" + shot, "file://" + page)
+        check(rc == 0 and os.path.exists(shot), "no screenshot of the digest (rc %d): %s" % (rc, err[-500:]))
+        p = subprocess.run(["zbarimg", "-q", "--raw", shot], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        decoded = p.stdout.decode("utf-8", "replace").split()
+        check(sorted(decoded) == sorted(html.unescape(u) for u in links),
+              "zbarimg read %s from the screenshot, the page links %s" % (decoded, links))
+    if have_chromium and shutil.which("zbarimg"):
+        S.case("digest: every article's QR code, rendered by Chromium, decodes (zbarimg) to its page's address",
+               digest_qr_codes)
 
     def bad_arguments():
         cases = [
