@@ -96,6 +96,13 @@ typedef enum prakat_outcome {
         PRAKAT_OUTCOME_RETRY = 1,       /* transient: try again after back-off (or retry_after) */
         PRAKAT_OUTCOME_FAILED = 2,      /* permanent: do not try again */
         PRAKAT_OUTCOME_UNCONFIRMED = 3, /* may or may not have gone out; a person must look */
+        /*
+         * Not an attempt that failed: the work goes on elsewhere (the towers have the item and play it
+         * at their slot), and the job comes back after retry_after (required) without that counting as
+         * another attempt.  Only for a core that knows it (PRAKAT_HOST_KNOWS_WAIT); an older one would
+         * take it for a failure.
+         */
+        PRAKAT_OUTCOME_WAIT = 4,
 } prakat_outcome;
 
 typedef struct prakat_result {
@@ -297,6 +304,9 @@ struct prakat_host {
 /* True when `host` offers member `field` (a plugin built against a newer header may run on an older core). */
 #define PRAKAT_HOST_HAS(host, field) \
         ((host)->struct_size >= offsetof(prakat_host, field) + sizeof((host)->field) && (host)->field)
+
+/* True when the core understands PRAKAT_OUTCOME_WAIT (it came with prakat_host.flags). */
+#define PRAKAT_HOST_KNOWS_WAIT(host) ((host)->struct_size >= offsetof(prakat_host, flags) + sizeof((host)->flags))
 
 /* True when the instance is made only to check the configuration (see prakat_host.flags). */
 #define PRAKAT_HOST_CHECKING(host) (PRAKAT_HOST_HAS(host, flags) && ((host)->flags & PRAKAT_HOST_CHECK_ONLY))

@@ -240,7 +240,10 @@ static void job_begin(Manager *m, Job *j) {
         if (j->state != JOB_SENDING)
                 j->interrupted = false;
         j->state = JOB_SENDING;
-        j->attempts++;
+        if (j->resume_free) /* back from PRAKAT_OUTCOME_WAIT: the same attempt goes on */
+                j->resume_free = false;
+        else
+                j->attempts++;
         if (!j->first_try)
                 j->first_try = now;
         j->last_try = now;
@@ -713,6 +716,20 @@ void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res
                 log_full(LOG_WARNING, 0, id, j->channel, "Unconfirmed: %s", res->message ? res->message : "");
                 job_end(m, j, JOB_UNCONFIRMED, res->message, res->message_th);
                 break;
+        case PRAKAT_OUTCOME_WAIT: {
+                char when[64] = "";
+                j->state = JOB_DEFERRED;
+                j->next_try = now + (res->retry_after > USEC_PER_SEC ? res->retry_after : USEC_PER_SEC);
+                j->resume_free = true;
+                thaidate_format_iso(j->next_try, when, sizeof when);
+                log_full(LOG_INFO, 0, id, j->channel, "Waiting until %s: %s", when, res->message ? res->message : "");
+                job_set_message(j, res->message, res->message_th);
+                queue_mark_dirty(m->queue, e);
+                manager_request_flush(m);
+                if (!m->stopping)
+                        job_arm(m, j, j->next_try);
+                break;
+        }
         case PRAKAT_OUTCOME_RETRY:
         default: {
                 usec_t delay = delivery_backoff(m->config, j->attempts, random01());

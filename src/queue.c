@@ -228,6 +228,8 @@ json_t *entry_jobs_to_json(const Entry *e) {
                 json_object_set_new(jo, "kind", json_string(j->kind == JOB_RETRACT ? "retract" : "publish"));
                 json_object_set_new(jo, "state", json_string(job_state_to_string(j->state)));
                 json_object_set_new(jo, "attempts", json_integer(j->attempts));
+                if (j->resume_free)
+                        json_object_set_new(jo, "resume_free", json_true());
                 json_object_set_new(jo, "first_try", json_time_or_null(j->first_try));
                 json_object_set_new(jo, "last_try", json_time_or_null(j->last_try));
                 json_object_set_new(jo, "next_try", json_time_or_null(j->next_try));
@@ -293,6 +295,7 @@ static int entry_jobs_from_json(Entry *e, const json_t *o) {
                                                                                                 : JOB_PUBLISH;
                 j->state = (JobState) s;
                 j->attempts = (unsigned) json_integer_value(json_object_get(jo, "attempts"));
+                j->resume_free = json_is_true(json_object_get(jo, "resume_free"));
                 j->first_try = json_time_value(json_object_get(jo, "first_try"));
                 j->last_try = json_time_value(json_object_get(jo, "last_try"));
                 j->next_try = json_time_value(json_object_get(jo, "next_try"));

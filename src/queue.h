@@ -65,6 +65,7 @@ typedef struct Job {
         char **attachment_urls;
         size_t n_attachment_urls;
         bool interrupted; /* loaded in state sending: the attempt was cut off */
+        bool resume_free; /* deferred by PRAKAT_OUTCOME_WAIT: its next start is not another attempt */
         /* runtime only */
         void *timer;       /* sd_event_source* */
         void *instance;    /* ChannelInstance* while sending */

@@ -1341,7 +1341,8 @@ static prakat_usec_t item_release_until(const Tower *t, const TowerItem *item, p
 static void item_release_job(Tower *t, TowerItem *item, prakat_usec_t until, const Summary *s, prakat_usec_t now) {
         prakat_job *job = item->job;
         prakat_result result = {
-                .outcome = PRAKAT_OUTCOME_RETRY,
+                /* Waiting is not a failed attempt: a core that knows WAIT does not count it as one. */
+                .outcome = PRAKAT_HOST_KNOWS_WAIT(t->host) ? PRAKAT_OUTCOME_WAIT : PRAKAT_OUTCOME_RETRY,
                 .message = s->en,
                 .message_th = s->th,
                 .retry_after = until - now,

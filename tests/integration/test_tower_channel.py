@@ -657,6 +657,12 @@ def case_wait_between_slots():
     w.start()
     state, note, receipt = w.wait_receipt("bw.txt", timeout=150)
     check(state == "done" and "played: villages 1-2" in note, "%s: %s\n%s" % (state, note, receipt))
+    # Waiting for the slot (and the restart meanwhile) is one attempt, not several: a receipt saying
+    # "sent 2 times" would read as two broadcasts.
+    job = w.tower_job("bw-1")
+    check(job["attempts"] == 1, "the tower job counts %s attempts" % job["attempts"])
+    check("attempts" not in receipt and "ส่ง 2 ครั้ง" not in receipt, "the receipt counts attempts:\n" + receipt)
+    check("Will try again" not in w.daemon.log(), "waiting for the slot logged as a retry")
     for a in agents:
         check(a.text().count("Dry run: would play") == 1, "village %d:\n%s" % (a.village, a.tail()))
     w.close()
