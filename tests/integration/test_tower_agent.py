@@ -114,10 +114,14 @@ class Village:
         self.connect_observer()
         self.pub = self.broker.client("daemon-%d" % village)
         if start:
-            self.agent.start()
-            # The agent subscribes before it publishes its status, and the broker handles one client's
-            # packets in order: once "online" is seen, an announce published now reaches it.
-            self.wait_status(lambda s: s.get("state") == "online")
+            self.start_agent()
+
+    def start_agent(self):
+        self.agent.start()
+        # The agent subscribes before it publishes its status, and the broker handles one client's
+        # packets in order: once "online" is seen, an announce published now reaches it (before, it
+        # would be lost: the agent has no session on the broker yet).
+        self.wait_status(lambda s: s.get("state") == "online")
 
     def connect_observer(self):
         self.obs = MqttClient("127.0.0.1", self.broker.port, self.obs_id,
@@ -395,7 +399,7 @@ def case_restart_no_replay():
 def case_late_limit():
     v = Village("late", 11, T0, start=False)
     v.agent.write_config("late_limit = 60s\n")
-    v.agent.start()
+    v.start_agent()
     now = int(v.agent.now())
     v.announce(item("late-1", [now + 5]))
     v.announce(item("late-2", [now + 95]))
@@ -544,7 +548,7 @@ def case_dry_run():
 def case_max_play_time():
     v = Village("hang", 16, T0, start=False)
     v.agent.write_config("max_play_time = 2s\n")
-    v.agent.start()
+    v.start_agent()
     now = int(v.agent.now())
     v.announce(item("hang-1", [now + 2], title="hang-1 secs=60"))
     v.announce(item("next-1", [now + 3]))
@@ -654,7 +658,7 @@ def case_tts_to_file():
         f.write(RENDER_SCRIPT)
     os.chmod(render, 0o755)
     v.agent.write_config("tts = %s %s {file} {text}\n" % (render, v.agent.plays_path))
-    v.agent.start()
+    v.start_agent()
     v.announce(item("rnd-1", [int(v.agent.now()) + 2], title="สวัสดี rnd-1"))
     v.wait_ack("rnd-1", "played")
     plays = v.agent.plays()

@@ -14,7 +14,7 @@ puts back files the host lost.
 FTPS (explicit, AUTH TLS) against Debian's vsftpd the same way, with a CA and certificate made by the
 test: mirror, only changed files, removals, the connection cut mid-file, a certificate from another CA
 and a wrong password.  vsftpd logs in local users through PAM, and SFTP with a password needs one
-too, so the test adds the user prakat-up-test (with a random password) and removes it at the end.
+too, so the test adds a user prakat-up-PID (with a random password) and removes it at the end.
 Needs root.
 """
 
@@ -26,7 +26,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -37,7 +36,10 @@ require_build(S)
 
 SSHD = "/usr/sbin/sshd"
 VSFTPD = "/usr/sbin/vsftpd"
-TEST_USER = "prakat-up-test"
+# One login per run: two runs at once on one machine (make check twice) must not change each other's
+# password or remove each other's user.  A user left by a run that died is removed by the next one.
+TEST_USER_PREFIX = "prakat-up-"
+TEST_USER = "%s%d" % (TEST_USER_PREFIX, os.getpid())
 TMP_PREFIX = ".prakat-up-"
 
 
@@ -99,6 +101,16 @@ class Server:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.proc = None
+
+
+def remove_stale_test_users():
+    """Users of earlier runs whose process is gone (the run was killed before it removed its user)."""
+    with open("/etc/passwd", encoding="utf-8", errors="replace") as f:
+        names = [line.split(":", 1)[0] for line in f]
+    for name in names:
+        pid = name[len(TEST_USER_PREFIX):]
+        if name.startswith(TEST_USER_PREFIX) and pid.isdigit() and not os.path.exists("/proc/%s" % pid):
+            subprocess.run(["userdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def test_user(home, secret_dir):
@@ -616,6 +628,7 @@ def main():
     if not os.access(SSHD, os.X_OK):
         S.result("upload: sshd present", False, "%s is missing (make deps installs openssh-server)" % SSHD)
         S.finish()
+    remove_stale_test_users()
     try:
         S.group("upload: publish and update", basic_and_update)
         S.group("upload: faults", dropped_connection)
