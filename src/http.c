@@ -25,6 +25,7 @@ static struct {
         CURLMcode (*multi_remove_handle)(CURLM *multi, CURL *easy);
         CURLMcode (*multi_socket_action)(CURLM *multi, curl_socket_t fd, int mask, int *running);
         CURLMcode (*multi_assign)(CURLM *multi, curl_socket_t fd, void *p);
+        CURLMcode (*multi_socket_all)(CURLM *multi, int *running);
         CURLMsg *(*multi_info_read)(CURLM *multi, int *left);
         CURL *(*easy_init)(void);
         CURLcode (*easy_setopt)(CURL *easy, CURLoption option, ...);
@@ -67,6 +68,8 @@ static int curl_load(void) {
                 }
                 memcpy((char *) &curl + symbols[i].offset, &f, sizeof f);
         }
+        /* Deprecated, so perhaps gone from a later libcurl: then FTP falls back to timeouts (http_ftp_kick()). */
+        *(void **) &curl.multi_socket_all = dlsym(l, "curl_multi_socket_all");
         if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 dlclose(l);
                 return -EIO;
@@ -97,6 +100,7 @@ struct prakat_http_call {
         void *userdata;
         prakat_http_call *next, *prev;
         TransferState *transfer; /* only for an upload: see "uploads" below */
+        bool ftp;                /* an FTP(S) upload: see http_ftp_kick() */
 };
 
 struct HttpClient {
@@ -106,6 +110,8 @@ struct HttpClient {
         prakat_http_call *calls;
         unsigned active;
         unsigned long connections_opened;
+        unsigned ftp_calls;         /* FTP(S) uploads under way */
+        sd_event_source *ftp_kick;  /* while there are any: see http_ftp_kick() */
 };
 
 static void http_check_done(HttpClient *c);
@@ -226,6 +232,7 @@ static void call_free(prakat_http_call *call) {
         }
         transfer_state_free(call->transfer);
         c->active--;
+        c->ftp_calls -= call->ftp;
         free(call);
 }
 
@@ -237,6 +244,7 @@ void http_client_free(HttpClient *c) {
         if (c->multi)
                 curl.multi_cleanup(c->multi);
         sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->ftp_kick);
         sd_event_unref(c->event);
         free(c);
 }
@@ -336,6 +344,52 @@ static void http_check_done(HttpClient *c) {
                 call->done(call->userdata, &response);
                 call_free(call);
         }
+}
+
+/*
+ * libcurl 7.88's FTP, driven through curl_multi_socket_action(), does not always ask for the control
+ * connection to be watched while it waits there for an answer (after EPSV, after a transfer): nothing
+ * then wakes it until its own 10 s timeout, and an upload that takes a few milliseconds takes 10 s or
+ * fails (seen under load with vsftpd).  So while an FTP(S) upload is under way, libcurl is also woken
+ * every FTP_KICK_USEC to run every transfer and look at all its sockets itself (curl_multi_socket_all(),
+ * which also tells the socket callback what to watch).  SFTP and HTTP do not need it.
+ */
+#define FTP_KICK_USEC (100 * USEC_PER_MSEC)
+
+static int on_ftp_kick(sd_event_source *s, uint64_t usec, void *userdata) {
+        HttpClient *c = userdata;
+        int running;
+
+        if (c->ftp_calls == 0)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (curl.multi_socket_all)
+                curl.multi_socket_all(c->multi, &running);
+        else
+                curl.multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        http_check_done(c);
+        if (c->ftp_calls > 0) {
+                (void) sd_event_source_set_time(s, usec + FTP_KICK_USEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static void http_ftp_kick(HttpClient *c) {
+        usec_t now;
+
+        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        if (!c->ftp_kick) {
+                if (sd_event_add_time(c->event, &c->ftp_kick, CLOCK_MONOTONIC, now + FTP_KICK_USEC, 0, on_ftp_kick,
+                                      c) < 0)
+                        return;
+                (void) sd_event_source_set_description(c->ftp_kick, "curl-ftp-kick");
+                return;
+        }
+        if (sd_event_source_get_enabled(c->ftp_kick, NULL) > 0)
+                return;
+        (void) sd_event_source_set_time(c->ftp_kick, now + FTP_KICK_USEC);
+        (void) sd_event_source_set_enabled(c->ftp_kick, SD_EVENT_ONESHOT);
 }
 
 /* A call with its easy handle, not yet started; NULL when libcurl cannot make a handle. */
@@ -663,7 +717,13 @@ int http_client_upload(HttpClient *c, const prakat_transfer *t, prakat_http_done
                 if (t->ca_file)
                         curl.easy_setopt(easy, CURLOPT_CAINFO, t->ca_file);
         }
-        return http_call_start(c, call, ret_call);
+        r = http_call_start(c, call, ret_call);
+        if (r >= 0 && !u.sftp) {
+                call->ftp = true;
+                c->ftp_calls++;
+                http_ftp_kick(c);
+        }
+        return r;
 }
 
 /*

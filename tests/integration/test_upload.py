@@ -51,6 +51,15 @@ def free_port():
     return port
 
 
+def passive_ports():
+    """The ports for vsftpd's passive data connections: every port below the kernel's ephemeral range
+    from 10000 on (vsftpd picks one at random and tries another if it is taken), so that the test's
+    own outgoing connections and those of suites running beside it never hold one."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    return 10000, max(10001, low - 1)
+
+
 def keygen(path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "prakat-test", "-f", path], check=True)
 
@@ -216,7 +225,7 @@ class Vsftpd(Server):
 
     def start(self):
         conf = os.path.join(self.dir, "vsftpd.conf")
-        pasv = free_port()
+        pasv_min, pasv_max = passive_ports()
         with open(conf, "w") as f:
             f.write("listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port=%d\nbackground=NO\n"
                     "anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\nlocal_root=%s\n"
@@ -225,8 +234,7 @@ class Vsftpd(Server):
                     "pasv_enable=YES\npasv_min_port=%d\npasv_max_port=%d\npasv_address=127.0.0.1\n"
                     "secure_chroot_dir=%s/empty\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n"
                     "vsftpd_log_file=%s\nxferlog_enable=YES\n"
-                    % (self.port, self.host, self.cert, self.key, pasv, pasv + 20 if pasv < 65000 else pasv,
-                       self.dir, self.log))
+                    % (self.port, self.host, self.cert, self.key, pasv_min, pasv_max, self.dir, self.log))
         self.proc = subprocess.Popen([VSFTPD, conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self.wait_listening("vsftpd (log: %s)" % self.log)
 
