@@ -672,6 +672,17 @@ void delivery_job_note(Manager *m, prakat_job *abi, const char *message, const c
         manager_request_flush(m);
 }
 
+/* The job waits, saved, until `next` (a RETRY's back-off or a WAIT), with the plugin's words as its note. */
+static void job_defer(Manager *m, Job *j, usec_t next, const prakat_result *res) {
+        j->state = JOB_DEFERRED;
+        j->next_try = next;
+        job_set_message(j, res->message, res->message_th);
+        queue_mark_dirty(m->queue, j->entry);
+        manager_request_flush(m);
+        if (!m->stopping)
+                job_arm(m, j, j->next_try);
+}
+
 void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res) {
         JobRun *run = abi->core;
         Job *j = run->job;
@@ -718,16 +729,11 @@ void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res
                 break;
         case PRAKAT_OUTCOME_WAIT: {
                 char when[64] = "";
-                j->state = JOB_DEFERRED;
-                j->next_try = now + (res->retry_after > USEC_PER_SEC ? res->retry_after : USEC_PER_SEC);
-                j->resume_free = true;
-                thaidate_format_iso(j->next_try, when, sizeof when);
+                usec_t next = now + (res->retry_after > USEC_PER_SEC ? res->retry_after : USEC_PER_SEC);
+                thaidate_format_iso(next, when, sizeof when);
                 log_full(LOG_INFO, 0, id, j->channel, "Waiting until %s: %s", when, res->message ? res->message : "");
-                job_set_message(j, res->message, res->message_th);
-                queue_mark_dirty(m->queue, e);
-                manager_request_flush(m);
-                if (!m->stopping)
-                        job_arm(m, j, j->next_try);
+                j->resume_free = true;
+                job_defer(m, j, next, res);
                 break;
         }
         case PRAKAT_OUTCOME_RETRY:
@@ -754,13 +760,7 @@ void delivery_job_finished(Manager *m, prakat_job *abi, const prakat_result *res
                 }
                 log_full(LOG_WARNING, 0, id, j->channel, "Will try again in %llus: %s",
                          (unsigned long long) (delay / USEC_PER_SEC), res->message ? res->message : "");
-                j->state = JOB_DEFERRED;
-                j->next_try = now + delay;
-                job_set_message(j, res->message, res->message_th);
-                queue_mark_dirty(m->queue, e);
-                manager_request_flush(m);
-                if (!m->stopping)
-                        job_arm(m, j, j->next_try);
+                job_defer(m, j, now + delay, res);
                 break;
         }
         }

@@ -194,8 +194,12 @@ void entry_free(Entry *e) {
         free(e);
 }
 
+static char *original_path(const char *dir, unsigned layout, const char *name) {
+        return xasprintf(layout >= 2 ? "%s/original-%s" : "%s/original/%s", dir, name);
+}
+
 char *entry_original_path(const Entry *e) {
-        return xasprintf(e->layout >= 2 ? "%s/original-%s" : "%s/original/%s", e->dir, e->announcement->source_name);
+        return original_path(e->dir, e->layout, e->announcement->source_name);
 }
 
 static json_t *json_time_or_null(usec_t t) {
@@ -543,9 +547,7 @@ int queue_stage_intake(Queue *q, Entry *e, const char *source) {
         if (mkdir(dir, 0750) < 0)
                 return -errno;
         e->layout = QUEUE_LAYOUT;
-        e->dir = dir; /* for entry_original_path() only: set for good by queue_commit_intake() */
-        copy = entry_original_path(e);
-        e->dir = NULL;
+        copy = original_path(dir, e->layout, e->announcement->source_name);
         if (lstat(source, &st) < 0) {
                 r = -errno;
                 goto fail;
