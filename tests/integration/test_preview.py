@@ -166,6 +166,8 @@ def preview():
         waiting = lambda: [e["id"] for e in env.list_json(all=False)  # noqa: E731
                            if e["status"] == "waiting-for-approval" and e["id"] != other]
         cancel = wait_for(lambda: (waiting() or [None])[0], what="the withdrawal waiting for approval")
+        # The entry is listed as soon as it is in the queue; its preview is written just after.
+        wait_for(lambda: os.path.exists(os.path.join(pending, cancel + ".txt")), what="the withdrawal's preview")
         check("withdraws " + other in read_text(os.path.join(pending, cancel + ".txt")),
               "the withdrawal's preview does not say what it withdraws")
         env.cli("approve", cancel, check_rc=0)
