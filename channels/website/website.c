@@ -137,6 +137,22 @@ typedef struct Item {
         char id[];
 } Item;
 
+/*
+ * The text of a recently read or written items/ID, so that rendering a listing does not open the
+ * files of the items it shows again and again.  Every write of a record goes through
+ * website_write_record(), which refreshes its slot; records are never removed.
+ */
+#define RECORD_CACHE_SLOTS 128
+typedef struct RecordCacheSlot {
+        char *id;
+        char *text;
+        size_t size;
+} RecordCacheSlot;
+
+/* 2^19 bits (64 KiB) and 4 probes: about 1% false hits at 50,000 items, which only cost an open(). */
+#define KNOWN_BITS (1u << 19)
+#define KNOWN_PROBES 4
+
 /* Which pages of one paginated listing (the whole site, or one category) must be rendered. */
 typedef struct Listing {
         size_t pages_on_disk; /* archive pages that exist in output */
@@ -175,6 +191,9 @@ typedef struct Website {
         unsigned feed_items;
         bool output_relative; /* given relative to the config file: made canonical once it exists */
         char *items_dir;
+        uint8_t *known;           /* Bloom filter of the ids in items_dir: a miss means no record (no open) */
+        RecordCacheSlot cache[RECORD_CACHE_SLOTS]; /* recent records' text: listings re-read the newest */
+        bool loading; /* reading every record at start: none of them goes into the cache */
 
         Item **items; /* listed items, oldest first */
         size_t n_items;
@@ -557,6 +576,29 @@ static int website_write_buf(Website *w, const char *path, PluginBuf *b) {
         return website_write_file(w, path, b->data ? b->data : "", b->size);
 }
 
+/*
+ * Writes a file that should not exist yet in place, without a temporary file and rename; one that
+ * exists after all (left by a crash) is replaced whole by website_write_buf().  Only for files
+ * nothing refers to until the batch is synced: a copy cut off by a crash is then rewritten by
+ * the retry, and a reader never looks at it meanwhile.
+ */
+static int website_write_new(Website *w, const char *path, PluginBuf *b) {
+        int r, fd = b->failed ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return website_write_buf(w, path, b);
+        r = write_all(fd, b->data, b->size);
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r < 0) {
+                website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
+                unlink(path);
+                return r;
+        }
+        website_touch(w);
+        upload_note_path(w->upload, path);
+        return 0;
+}
+
 static int website_unlink(Website *w, const char *path) {
         if (unlink(path) < 0) {
                 if (errno == ENOENT)
@@ -872,17 +914,80 @@ static char *website_item_path(Website *w, const char *id) {
         return asprintf(&p, "%s/%s", w->items_dir, id) < 0 ? NULL : p;
 }
 
+static void known_probes(const char *id, uint32_t bits[static KNOWN_PROBES]) {
+        uint64_t h = fnv1a64(id, strlen(id));
+        uint32_t a = (uint32_t) h, b = (uint32_t) (h >> 32) | 1;
+        for (unsigned i = 0; i < KNOWN_PROBES; i++)
+                bits[i] = (a + i * b) % KNOWN_BITS;
+}
+
+static void known_add(Website *w, const char *id) {
+        uint32_t bits[KNOWN_PROBES];
+        if (!w->known)
+                return;
+        known_probes(id, bits);
+        for (unsigned i = 0; i < KNOWN_PROBES; i++)
+                w->known[bits[i] / 8] |= (uint8_t) (1u << (bits[i] % 8));
+}
+
+/* False only when items/ID certainly does not exist. */
+static bool known_may_have(const Website *w, const char *id) {
+        uint32_t bits[KNOWN_PROBES];
+        if (!w->known)
+                return true;
+        known_probes(id, bits);
+        for (unsigned i = 0; i < KNOWN_PROBES; i++)
+                if (!(w->known[bits[i] / 8] & (1u << (bits[i] % 8))))
+                        return false;
+        return true;
+}
+
+static RecordCacheSlot *record_cache_slot(Website *w, const char *id) {
+        return &w->cache[fnv1a64(id, strlen(id)) % RECORD_CACHE_SLOTS];
+}
+
+static void record_cache_clear(RecordCacheSlot *c) {
+        free(c->id);
+        free(c->text);
+        *c = (RecordCacheSlot) {};
+}
+
+/* Keeps a copy of `text` (NUL-terminated, `size` bytes) as the record of `id`; nothing when memory is short. */
+static void record_cache_put(Website *w, const char *id, const char *text, size_t size) {
+        RecordCacheSlot *c = record_cache_slot(w, id);
+        record_cache_clear(c);
+        c->id = strdup(id);
+        c->text = malloc(size + 1);
+        if (!c->id || !c->text) {
+                record_cache_clear(c);
+                return;
+        }
+        memcpy(c->text, text, size);
+        c->text[size] = 0;
+        c->size = size;
+}
+
 /* Reads items/ID. Returns -ENOENT when the site never had the item, -EINVAL when the file is corrupt. */
 static int website_read_record(Website *w, const char *id, ItemRecord *ret) {
+        if (!known_may_have(w, id))
+                return -ENOENT;
         _cleanup_free_ char *path = website_item_path(w, id);
         _cleanup_free_ char *text = NULL;
         size_t size;
         if (!path)
                 return -ENOMEM;
-        int r = read_file(path, MAX_STATE_FILE, &text, &size);
-        if (r < 0)
-                return r;
-        r = item_record_parse(text, size, ret);
+        RecordCacheSlot *c = record_cache_slot(w, id);
+        int r;
+        if (c->id && strcmp(c->id, id) == 0)
+                r = item_record_parse(c->text, c->size, ret);
+        else {
+                r = read_file(path, MAX_STATE_FILE, &text, &size);
+                if (r < 0)
+                        return r;
+                r = item_record_parse(text, size, ret);
+                if (r == 0 && !w->loading)
+                        record_cache_put(w, id, text, size);
+        }
         if (r == 0 && strcmp(ret->id, id) != 0) {
                 item_record_done(ret);
                 r = -EINVAL;
@@ -903,20 +1008,14 @@ static int website_write_record(Website *w, const ItemRecord *rec) {
                 return -ENOMEM;
         PluginBuf b = {};
         item_record_format(rec, &b);
-        int r, fd = b.failed ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd >= 0) {
-                r = write_all(fd, b.data, b.size);
-                if (close(fd) < 0 && r == 0)
-                        r = -errno;
-                if (r < 0) {
-                        website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
-                        unlink(path);
-                } else {
-                        website_touch(w);
-                        upload_note_path(w->upload, path);
-                }
-        } else
-                r = website_write_buf(w, path, &b);
+        int r = website_write_new(w, path, &b);
+        RecordCacheSlot *c = record_cache_slot(w, rec->id);
+        if (c->id && strcmp(c->id, rec->id) == 0)
+                record_cache_clear(c); /* whatever happened, the old text is no longer what is on disk */
+        if (r == 0) {
+                known_add(w, rec->id);
+                record_cache_put(w, rec->id, b.data, b.size);
+        }
         plugin_buf_free(&b);
         return r;
 }
@@ -2148,7 +2247,10 @@ static char **website_attachment_names(const prakat_announcement *a) {
         return names;
 }
 
-static int website_copy_attachments(Website *w, const prakat_announcement *a, char ***ret_names) {
+/* Copies the attachments into files/ID/ and removes any others there.  An item the site never had
+ * (`fresh`) and without attachments has no such folder to look at: a crash between copying and
+ * writing the record leaves one only for an announcement with attachments. */
+static int website_copy_attachments(Website *w, const prakat_announcement *a, bool fresh, char ***ret_names) {
         _cleanup_free_ char *dir = NULL;
         if (asprintf(&dir, "%s/files/%s", w->output, a->id) < 0)
                 return -ENOMEM;
@@ -2167,9 +2269,10 @@ static int website_copy_attachments(Website *w, const prakat_announcement *a, ch
                 }
                 r = website_copy_file(w, a->attachments[i].path, to);
         }
-        if (r == 0)
+        bool none_there = fresh && a->n_attachments == 0;
+        if (r == 0 && !none_there)
                 r = website_prune_dir(w, dir, names, a->n_attachments);
-        if (r == 0 && a->n_attachments == 0 && rmdir(dir) == 0)
+        if (r == 0 && !none_there && a->n_attachments == 0 && rmdir(dir) == 0)
                 website_touch(w);
         if (r < 0) {
                 if (!w->error[0])
@@ -2223,8 +2326,9 @@ static int website_make_record(Website *w, const prakat_announcement *a, char *c
  * Writes a/ID.html.  `updated` stays the first publication time unless the page really
  * changed, so a crash-recovery retry does not show up as an edit in the feed.
  */
+/* `fresh`: the site never had this item (no record), so nothing links to its page yet. */
 static int website_write_article(Website *w, const prakat_announcement *a, ItemRecord *rec,
-                                 const ItemRecord *old, char *const *names) {
+                                 const ItemRecord *old, bool fresh, char *const *names) {
         prakat_usec_t now = w->host->now(w->host);
         PluginBuf plain = {};
         website_render_article(w, a, rec, names, false, &plain);
@@ -2245,7 +2349,7 @@ static int website_write_article(Website *w, const prakat_announcement *a, ItemR
         _cleanup_free_ char *path = NULL;
         int r = -ENOMEM;
         if (asprintf(&path, "%s/a/%s.html", w->output, a->id) >= 0)
-                r = website_write_buf(w, path, expired ? &page : &plain);
+                r = (fresh ? website_write_new : website_write_buf)(w, path, expired ? &page : &plain);
         plugin_buf_free(&plain);
         plugin_buf_free(&page);
         return r;
@@ -2266,13 +2370,14 @@ static int website_withdraw(Website *w, const char *id, const char *fallback_tit
 static int website_publish_item(Website *w, const prakat_announcement *a, char ***ret_urls) {
         char **names = NULL;
         ItemRecord rec = {}, old = {};
-        bool have_old = website_read_record(w, a->id, &old) == 0;
+        int k = website_read_record(w, a->id, &old);
+        bool have_old = k == 0, fresh = k == -ENOENT;
 
-        int r = website_copy_attachments(w, a, &names);
+        int r = website_copy_attachments(w, a, fresh, &names);
         if (r == 0)
                 r = website_make_record(w, a, names, &rec);
         if (r == 0)
-                r = website_write_article(w, a, &rec, have_old ? &old : NULL, names);
+                r = website_write_article(w, a, &rec, have_old ? &old : NULL, fresh, names);
         if (r == 0)
                 r = website_write_record(w, &rec);
         if (r == 0 && have_old)
@@ -2524,11 +2629,16 @@ static int website_load_state(Website *w) {
         _cleanup_(closedirp) DIR *d = opendir(w->items_dir);
         if (!d)
                 return -errno;
+        free(w->known);
+        w->known = calloc(KNOWN_BITS / 8, 1); /* without it every lookup opens the file: correct, slower */
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.' || !plugin_id_is_safe(de->d_name))
                         continue;
+                known_add(w, de->d_name);
+                w->loading = true;
                 int r = website_load_item(w, de->d_name);
+                w->loading = false;
                 if (r < 0)
                         return r;
         }
@@ -2617,6 +2727,9 @@ static void website_free(Website *w) {
         free(w->site_title);
         free(w->office_name);
         free(w->items_dir);
+        free(w->known);
+        for (size_t i = 0; i < RECORD_CACHE_SLOTS; i++)
+                record_cache_clear(&w->cache[i]);
         free(w);
 }
 

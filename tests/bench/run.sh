@@ -23,7 +23,7 @@ trap cleanup EXIT INT TERM
 if [ -z "${BENCH_DIR:-}" ] && [ "$(id -u)" -eq 0 ] && command -v mkfs.ext4 >/dev/null; then
         img=/var/tmp/prakat-bench.img
         rm -f "$img"
-        if truncate -s 4G "$img" && mkfs.ext4 -q -F "$img" && mnt=$(mktemp -d /var/tmp/prakat-bench-mnt.XXXXXX) &&
+        if truncate -s 4G "$img" && mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" && mnt=$(mktemp -d /var/tmp/prakat-bench-mnt.XXXXXX) &&
            mount -o loop "$img" "$mnt" 2>/dev/null; then
                 export BENCH_DIR="$mnt"
         else
