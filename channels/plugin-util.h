@@ -77,19 +77,25 @@ static inline void plugin_buf_puts(PluginBuf *b, const char *s) {
 static inline void plugin_buf_printf(PluginBuf *b, const char *format, ...) __attribute__((format(printf, 2, 3)));
 static inline void plugin_buf_printf(PluginBuf *b, const char *format, ...) {
         va_list ap;
+        plugin_buf_reserve(b, 128); /* most pieces fit: formatted once, straight into the buffer */
+        if (b->failed)
+                return;
+        size_t room = b->allocated - b->size;
         va_start(ap, format);
-        int n = vsnprintf(NULL, 0, format, ap);
+        int n = vsnprintf(b->data + b->size, room, format, ap);
         va_end(ap);
         if (n < 0) {
                 b->failed = true;
                 return;
         }
-        plugin_buf_reserve(b, (size_t) n);
-        if (b->failed)
-                return;
-        va_start(ap, format);
-        vsnprintf(b->data + b->size, (size_t) n + 1, format, ap);
-        va_end(ap);
+        if ((size_t) n >= room) {
+                plugin_buf_reserve(b, (size_t) n);
+                if (b->failed)
+                        return;
+                va_start(ap, format);
+                vsnprintf(b->data + b->size, (size_t) n + 1, format, ap);
+                va_end(ap);
+        }
         b->size += (size_t) n;
 }
 

@@ -940,8 +940,14 @@ static int load_file(const ParseContext *ctx, const char *path, const char *name
         if (r < 0)
                 return fail(e, 0, "อ่านไฟล์ไม่ได้: %s", "The file cannot be read: %s.", strerror(-r));
         if (endswith_nocase(path, ".json"))
-                return announcement_parse_json(ctx, name, data, size, bundle_dir, ret, e);
-        return announcement_parse_text(ctx, name, data, size, bundle_dir, ret, e);
+                r = announcement_parse_json(ctx, name, data, size, bundle_dir, ret, e);
+        else
+                r = announcement_parse_text(ctx, name, data, size, bundle_dir, ret, e);
+        if (r >= 0 && !bundle_dir) {
+                (*ret)->source_bytes = TAKE_PTR(data); /* the queue keeps these very bytes as the original */
+                (*ret)->source_size = size;
+        }
+        return r;
 }
 
 static bool name_is_announcement_file(const char *n) {
@@ -1077,6 +1083,7 @@ void announcement_free(Announcement *a) {
         free(a->replaces);
         free(a->cancel);
         free(a->source_name);
+        free(a->source_bytes);
         free(a->encoding);
         free(a);
 }

@@ -47,6 +47,8 @@ typedef struct Announcement {
         char *source_name; /* the name it had in incoming/ */
         char *encoding;    /* as detected */
         uint64_t source_hash; /* FNV-1a of the original bytes (of every file, for a bundle) */
+        char *source_bytes;   /* a single file as read at intake, until the queue has its copy; else NULL */
+        size_t source_size;
 } Announcement;
 
 typedef struct ParseError {

@@ -532,9 +532,8 @@ int queue_load_done(const Queue *q, const char *id, Entry **ret) {
 /* Writes a staged entry's files without syncing; queue_commit_intake() syncs the whole filesystem once. */
 static int stage_write_json(const char *path, json_t *o) {
         _cleanup_free_ char *s = json_text(o);
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 
-        return fd < 0 ? -errno : write_full(fd, s, strlen(s));
+        return write_new_file(path, s, strlen(s), 0640);
 }
 
 int queue_stage_intake(Queue *q, Entry *e, const char *source) {
@@ -543,19 +542,31 @@ int queue_stage_intake(Queue *q, Entry *e, const char *source) {
         struct stat st;
         int r;
 
-        (void) remove_tree(dir);
-        if (mkdir(dir, 0750) < 0)
-                return -errno;
+        if (mkdir(dir, 0750) < 0) {
+                if (errno != EEXIST)
+                        return -errno;
+                (void) remove_tree(dir); /* left by an intake cut off */
+                if (mkdir(dir, 0750) < 0)
+                        return -errno;
+        }
         e->layout = QUEUE_LAYOUT;
         copy = original_path(dir, e->layout, e->announcement->source_name);
         if (lstat(source, &st) < 0) {
                 r = -errno;
                 goto fail;
         }
-        /* 0644: the state folder keeps others out; the receipt links this file instead of copying it. */
-        r = S_ISDIR(st.st_mode) ? copy_tree(source, copy) : copy_file(source, copy, 0644);
+        /* 0644: the state folder keeps others out; the receipt links this file instead of copying it.
+         * A single file is written from the bytes the parser read: the original is what was parsed. */
+        if (S_ISDIR(st.st_mode))
+                r = copy_tree(source, copy);
+        else if (e->announcement->source_bytes)
+                r = write_new_file(copy, e->announcement->source_bytes, e->announcement->source_size, 0644);
+        else
+                r = copy_file(source, copy, 0644);
         if (r < 0)
                 goto fail;
+        free(e->announcement->source_bytes);
+        e->announcement->source_bytes = NULL;
         e->source_ino = (uint64_t) st.st_ino;
         e->source_mtime = (uint64_t) st.st_mtim.tv_sec * 1000000000ULL + (uint64_t) st.st_mtim.tv_nsec;
         ap = path_join(dir, "announcement.json");

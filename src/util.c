@@ -76,15 +76,18 @@ void strbuf_printf(StrBuf *b, const char *format, ...) {
         va_list ap;
         int n;
 
+        strbuf_reserve(b, 128); /* most pieces fit: formatted once, straight into the buffer */
         va_start(ap, format);
-        n = vsnprintf(NULL, 0, format, ap);
+        n = vsnprintf(b->data + b->len, b->cap - b->len, format, ap);
         va_end(ap);
         if (n < 0)
                 abort();
-        strbuf_reserve(b, (size_t) n);
-        va_start(ap, format);
-        vsnprintf(b->data + b->len, (size_t) n + 1, format, ap);
-        va_end(ap);
+        if ((size_t) n >= b->cap - b->len) {
+                strbuf_reserve(b, (size_t) n);
+                va_start(ap, format);
+                vsnprintf(b->data + b->len, (size_t) n + 1, format, ap);
+                va_end(ap);
+        }
         b->len += (size_t) n;
 }
 
@@ -310,6 +313,12 @@ int write_full(int fd, const void *data, size_t size) {
                 size -= (size_t) n;
         }
         return 0;
+}
+
+int write_new_file(const char *path, const void *data, size_t size, mode_t mode) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+
+        return fd < 0 ? -errno : write_full(fd, data, size);
 }
 
 /* Creates "<path>.tmp-XXXXXX" beside path, writes data and, if `sync`, fsyncs it. */

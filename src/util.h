@@ -121,6 +121,9 @@ int fsync_path(const char *path);    /* opens a file or directory and fsyncs it 
 int fsync_parent(const char *path);  /* fsyncs the directory holding path */
 /* write(2) until all of `data` is written (retrying short writes and EINTR). */
 int write_full(int fd, const void *data, size_t size);
+/* Creates or truncates path and writes `data`, in place and not synced: for files nothing reads until
+ * the caller has synced and renamed the folder they are in. */
+int write_new_file(const char *path, const void *data, size_t size, mode_t mode);
 /* Writes `data` to path whole: temporary file in the same directory, fsync, rename, fsync directory. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
 /* syncfs(2) of the filesystem holding path: one wait for the disk however many files were written. */
