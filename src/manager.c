@@ -81,6 +81,7 @@ static int on_flush(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         int r;
 
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->last_flush);
         r = queue_flush(m->queue);
         if (r < 0) {
                 /* Nothing is handed to a plugin before its "sending" state is on disk: try again later. */
@@ -96,16 +97,50 @@ static int on_flush(sd_event_source *s, void *userdata) {
                 manager_update_status(m);
         }
         delivery_after_flush(m);
-        if (!queue_has_dirty(m->queue) && m->n_start == 0)
-                sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (queue_has_dirty(m->queue) || m->n_start > 0)
+                manager_request_flush(m);
         if (m->stopping && m->in_flight == 0)
                 sd_event_exit(m->event, 0);
         return 0;
 }
 
-void manager_request_flush(Manager *m) {
+static int on_flush_pace(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
         if (m->flush_source)
                 sd_event_source_set_enabled(m->flush_source, SD_EVENT_ON);
+        return 0;
+}
+
+/*
+ * At the end of this loop iteration, or, when the last flush was less than MANAGER_FLUSH_INTERVAL ago,
+ * that long after it: under a stream of small changes (answers arriving one by one) the changes of
+ * several iterations then share one write and one sync.  A lone change is flushed at once.
+ */
+void manager_request_flush(Manager *m) {
+        usec_t now = 0;
+
+        if (!m->flush_source || sd_event_source_get_enabled(m->flush_source, NULL) > 0)
+                return;
+        if (m->flush_pace && sd_event_source_get_enabled(m->flush_pace, NULL) > 0)
+                return; /* already planned */
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (m->stopping || m->last_flush == 0 || now >= m->last_flush + MANAGER_FLUSH_INTERVAL) {
+                sd_event_source_set_enabled(m->flush_source, SD_EVENT_ON);
+                return;
+        }
+        if (!m->flush_pace) {
+                if (sd_event_add_time(m->event, &m->flush_pace, CLOCK_MONOTONIC, m->last_flush + MANAGER_FLUSH_INTERVAL,
+                                      0, on_flush_pace, m) < 0) {
+                        sd_event_source_set_enabled(m->flush_source, SD_EVENT_ON); /* correct, only not paced */
+                        return;
+                }
+                (void) sd_event_source_set_description(m->flush_pace, "flush-pace");
+        } else {
+                (void) sd_event_source_set_time(m->flush_pace, m->last_flush + MANAGER_FLUSH_INTERVAL);
+        }
+        (void) sd_event_source_set_enabled(m->flush_pace, SD_EVENT_ONESHOT);
 }
 
 static void manager_free_channels(Manager *m) {
@@ -296,6 +331,7 @@ void manager_free(Manager *m) {
         http_client_free(m->http);
         sd_event_source_disable_unref(m->flush_source);
         sd_event_source_disable_unref(m->flush_retry);
+        sd_event_source_disable_unref(m->flush_pace);
         free(m->flush_error);
         sd_event_source_disable_unref(m->stop_timer);
         sd_event_unref(m->event);

@@ -28,6 +28,8 @@ struct Manager {
         size_t n_channels;
         sd_event_source *flush_source; /* idle-priority defer: the once-per-iteration disk work */
         sd_event_source *flush_retry;  /* after a failed flush (disk full): try again later */
+        sd_event_source *flush_pace;   /* a flush asked for within MANAGER_FLUSH_INTERVAL of the last one */
+        usec_t last_flush;             /* CLOCK_MONOTONIC */
         usec_t flush_backoff;          /* 0 while flushes succeed */
         char *flush_error;             /* why the job states cannot be saved, for STATUS= and prakat status */
         Job **start_list;              /* jobs made "sending" on disk, to hand to plugins after the flush */
@@ -50,7 +52,10 @@ int manager_run(Manager *m);
 sd_event *manager_event(Manager *m);
 HttpClient *manager_http(Manager *m);
 ChannelInstance *manager_channel(Manager *m, const char *name);
-/* Asks for queue_flush() and the follow-up work at the end of this loop iteration. */
+/* At most one flush this often: the changes of a busy stretch share their writes and syncs. */
+#define MANAGER_FLUSH_INTERVAL (20 * USEC_PER_MSEC)
+/* Asks for queue_flush() and the follow-up work at the end of this loop iteration, or, right after
+ * another flush, MANAGER_FLUSH_INTERVAL after that one. */
 void manager_request_flush(Manager *m);
 /* Updates STATUS= for systemd. */
 void manager_update_status(Manager *m);

@@ -707,9 +707,13 @@ size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results) {
                         results[i] = write_json_atomic(jp, entry_jobs_to_json(e));
                         e->jobs_saved |= results[i] >= 0;
                 }
-                if (results[i] >= 0) {
-                        (void) remove_tree(final); /* a leftover of a crash between publishing and this rename */
-                        results[i] = rename(e->dir, final) < 0 ? -errno : 0;
+                if (results[i] >= 0 && rename(e->dir, final) < 0) {
+                        results[i] = -errno;
+                        if (errno == ENOTEMPTY || errno == EEXIST) {
+                                /* a leftover of a crash between publishing and this rename */
+                                (void) remove_tree(final);
+                                results[i] = rename(e->dir, final) < 0 ? -errno : 0;
+                        }
                 }
                 moved += results[i] >= 0;
         }

@@ -54,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -138,14 +139,18 @@ typedef struct Item {
 } Item;
 
 /*
- * The text of a recently read or written items/ID, so that rendering a listing does not open the
- * files of the items it shows again and again.  Every write of a record goes through
- * website_write_record(), which refreshes its slot; records are never removed.
+ * The text of a recently read or written items/ID, so that rendering the listings, the feed and
+ * the sitemap of a batch does not open the files of the items they show again and again.  Every
+ * write of a record goes through website_write_record(), which refreshes its slot; records are
+ * never removed.  The texts live in one mapping of their own, given back to the system after each
+ * batch is rendered: copies on the heap, between the items' long-lived allocations, kept the heap
+ * from shrinking after a burst.
  */
-#define RECORD_CACHE_SLOTS 128
+#define RECORD_CACHE_SLOTS 512
+#define RECORD_CACHE_BYTES (1024 * 1024)
 typedef struct RecordCacheSlot {
-        char *id;
-        char *text;
+        const char *id; /* in the arena; NULL when empty */
+        const char *text;
         size_t size;
 } RecordCacheSlot;
 
@@ -193,6 +198,8 @@ typedef struct Website {
         char *items_dir;
         uint8_t *known;           /* Bloom filter of the ids in items_dir: a miss means no record (no open) */
         RecordCacheSlot cache[RECORD_CACHE_SLOTS]; /* recent records' text: listings re-read the newest */
+        char *cache_arena;                         /* RECORD_CACHE_BYTES mapped, or NULL */
+        size_t cache_used;
         bool loading; /* reading every record at start: none of them goes into the cache */
 
         Item **items; /* listed items, oldest first */
@@ -947,24 +954,35 @@ static RecordCacheSlot *record_cache_slot(Website *w, const char *id) {
 }
 
 static void record_cache_clear(RecordCacheSlot *c) {
-        free(c->id);
-        free(c->text);
         *c = (RecordCacheSlot) {};
 }
 
-/* Keeps a copy of `text` (NUL-terminated, `size` bytes) as the record of `id`; nothing when memory is short. */
+static void record_cache_empty(Website *w) {
+        memset(w->cache, 0, sizeof(w->cache));
+        if (w->cache_arena && w->cache_used > 0)
+                (void) madvise(w->cache_arena, RECORD_CACHE_BYTES, MADV_DONTNEED); /* the pages go back */
+        w->cache_used = 0;
+}
+
+/* Keeps a copy of `text` (`size` bytes) as the record of `id`; nothing when the arena is full. */
 static void record_cache_put(Website *w, const char *id, const char *text, size_t size) {
         RecordCacheSlot *c = record_cache_slot(w, id);
+        size_t id_size = strlen(id) + 1;
         record_cache_clear(c);
-        c->id = strdup(id);
-        c->text = malloc(size + 1);
-        if (!c->id || !c->text) {
-                record_cache_clear(c);
-                return;
+        if (!w->cache_arena) {
+                void *p = mmap(NULL, RECORD_CACHE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED)
+                        return;
+                w->cache_arena = p;
         }
-        memcpy(c->text, text, size);
-        c->text[size] = 0;
-        c->size = size;
+        if (RECORD_CACHE_BYTES - w->cache_used < id_size + size + 1)
+                return;
+        char *at = w->cache_arena + w->cache_used;
+        memcpy(at, id, id_size);
+        memcpy(at + id_size, text, size);
+        at[id_size + size] = 0;
+        w->cache_used += id_size + size + 1;
+        *c = (RecordCacheSlot) {.id = at, .text = at + id_size, .size = size};
 }
 
 /* Reads items/ID. Returns -ENOENT when the site never had the item, -EINVAL when the file is corrupt. */
@@ -2100,6 +2118,7 @@ static void website_on_flush(void *userdata) {
         w->error[0] = 0;
 
         int r = website_render_dirty(w);
+        record_cache_empty(w); /* the batch is rendered */
         if (r < 0) {
                 w->host->log(w->host, PRAKAT_LOG_ERR, NULL, "%s; the website will be rendered again", w->error);
                 /* The pages stay dirty; render them again even if no new job comes. */
@@ -2728,8 +2747,8 @@ static void website_free(Website *w) {
         free(w->office_name);
         free(w->items_dir);
         free(w->known);
-        for (size_t i = 0; i < RECORD_CACHE_SLOTS; i++)
-                record_cache_clear(&w->cache[i]);
+        if (w->cache_arena)
+                munmap(w->cache_arena, RECORD_CACHE_BYTES);
         free(w);
 }
 

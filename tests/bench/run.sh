@@ -37,6 +37,12 @@ echo "filesystem: $(findmnt -n -o FSTYPE,OPTIONS -T "$where" | cut -c1-100) ($wh
 summary=$(mktemp /tmp/prakat-bench-summary.XXXXXX)
 export BENCH_SUMMARY="$summary"
 /usr/bin/python3 tests/bench/bench_publish.py "$build"
+echo
+echo "The floor: only the file operations DESIGN requires per announcement, no prakat code (tests/bench/floor.c)"
+floor=$(mktemp -d "$where/prakat-floor.XXXXXX")
+"$build/bench-floor" "$floor" "${BENCH_ARCHIVE:-10000}" "${BENCH_BURST:-1000}"
+rm -rf "$floor"
+echo
 /usr/bin/python3 tests/bench/bench_channels.py "$build"
 /usr/bin/python3 tests/bench/bench_towers.py "$build"
 /usr/bin/python3 tests/bench/summary.py "$summary" \
