@@ -2,7 +2,8 @@
 """make bench: the core pipeline's figures (issue: core).  Printed, never asserted.
 
 1. Fill an archive of ARCHIVE announcements (dropped in batches, renamed in).
-2. Drop BURST more at once; report throughput, p50/p99 drop-to-page latency, peak RSS, CPU per announcement.
+2. Drop BURST more at once; report throughput, p50/p99 drop-to-page latency, peak RSS, CPU per announcement
+   (the median of BENCH_REPEAT bursts, 3 by default, each into the archive the last one grew).
 3. The cost (daemon CPU) of one publish into an archive of 100 versus ARCHIVE items.
 4. Idle: RSS and wake-ups (context switches) over a quiet period with no watchdog.
 """
@@ -11,6 +12,7 @@ import os, shutil, signal, subprocess, sys, tempfile, time
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 ARCHIVE = int(os.environ.get("BENCH_ARCHIVE", "10000"))
 BURST = int(os.environ.get("BENCH_BURST", "1000"))
+REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "3")))
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -180,6 +182,16 @@ def main():
         cpu = cpu_seconds(b.proc.pid) - c0
         lat = page_latencies(b, dropped)
         peak = status(b.proc.pid, "VmHWM")
+        # CPU figures on a VM move by 10-20 % from burst to burst: repeat the burst, report the median.
+        cpus = [cpu / BURST]
+        for _ in range(REPEAT - 1):
+            time.sleep(0.5)
+            c0 = cpu_seconds(b.proc.pid)
+            b.drop(BURST, "again")
+            total = b.wait_published(total + BURST)
+            cpus.append((cpu_seconds(b.proc.pid) - c0) / BURST)
+        cpus_sorted = sorted(cpus)
+        cpu_median = cpus_sorted[len(cpus) // 2]
         # Idle.
         time.sleep(2)
         v0 = status(b.proc.pid, "voluntary_ctxt_switches") + status(b.proc.pid, "nonvoluntary_ctxt_switches")
@@ -196,7 +208,8 @@ def main():
             ("archive filled", f"{ARCHIVE} items at {fill_rate:.0f}/s, {fill_cpu*1000:.2f} ms CPU each"),
             (f"burst of {BURST} into {ARCHIVE}", f"{BURST/elapsed:.0f} announcements/s ({elapsed:.2f} s)"),
             ("drop-to-page latency", f"p50 {pct(lat,50)*1000:.0f} ms, p99 {pct(lat,99)*1000:.0f} ms"),
-            ("daemon CPU per announcement", f"{cpu/BURST*1000:.3f} ms"),
+            ("daemon CPU per announcement", f"{cpu_median*1000:.3f} ms (median of {len(cpus)} bursts: "
+                                            + ", ".join(f"{c*1000:.3f}" for c in cpus) + ")"),
             ("peak RSS", f"{peak/1024:.1f} MiB"),
             ("idle RSS (after the burst / fresh start)", f"{idle_rss/1024:.1f} MiB / {fresh_idle/1024:.1f} MiB"),
             ("wake-ups in 10 s idle (no watchdog)", f"{v1 - v0}"),
@@ -205,7 +218,7 @@ def main():
         ]
         record(f"core: {BURST} dropped at once into {ARCHIVE} (website)", f"{BURST/elapsed:.0f}/s",
                f"{pct(lat,50)*1000:.0f} ms", f"{pct(lat,99)*1000:.0f} ms", f"{peak/1024:.1f} MiB",
-               f"{idle_rss/1024:.1f} MiB", f"{cpu/BURST*1000:.2f} ms")
+               f"{idle_rss/1024:.1f} MiB", f"{cpu_median*1000:.2f} ms")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_table(rows)
