@@ -555,6 +555,13 @@ static int announcement_build(const ParseContext *ctx, Fields *fs, Announcement 
                         return fail(e, fs->f[FIELD_AUDIO].line, "เสียง: \"%s\" ต้องเป็นไฟล์ .mp3 .ogg หรือ .wav",
                                     "Audio: \"%s\" must be an .mp3, .ogg or .wav file.", v);
                 a->audio = xstrdup(v);
+                /* The website publishes it like an attachment, so that the towers can fetch the recording
+                 * (and the article offers it) even when staff did not list it under Attachments too. */
+                bool listed = false;
+                for (size_t i = 0; i < a->n_attachments; i++)
+                        listed = listed || streq(a->attachments[i], v);
+                if (!listed)
+                        strv_push(&a->attachments, &a->n_attachments, v);
         }
         a->encoding = xstrdup(fs->encoding ? fs->encoding : "UTF-8");
         return 0;

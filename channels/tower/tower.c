@@ -1928,7 +1928,7 @@ static void on_start(void *userdata) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Planning an announcement */
 
-/* The public URL of the recorded audio: the website publishes it when it is also an attachment. */
+/* The public URL of the recorded audio: intake makes it an attachment too, which the website publishes. */
 static const char *audio_url_of(const prakat_announcement *a) {
         if (!a->audio || !a->attachment_urls)
                 return NULL;
@@ -1956,8 +1956,8 @@ static char *plan_note(unsigned flags, const prakat_announcement *a, bool audio_
         if (flags & TOWER_PLAN_BAD_SLOT)
                 plugin_buf_printf(&b, "%sa Broadcast-At value was not understood", b.size ? "; " : "");
         if (audio_lost)
-                plugin_buf_printf(&b, "%sthe audio file has no public URL (list it under Attachments too), so the text is "
-                           "spoken", b.size ? "; " : "");
+                plugin_buf_printf(&b, "%sthe audio file has no public URL (the website did not publish it), so the "
+                           "text is spoken", b.size ? "; " : "");
         (void) a;
         if (!b.size)
                 return NULL;

@@ -668,6 +668,31 @@ def case_wait_between_slots():
     w.close()
 
 
+def case_audio():
+    """An Audio file that staff did not list under Attachments too: the website publishes it with the
+    attachments and the towers get its public URL, so they play the recording, not the text."""
+    clock = Clock(BEFORE_SLOT)
+    w = World("audio", clock, villages="1")
+    sim = SimTower(w, 1)
+    w.start()
+    recording = b"ID3\x03\x00" + bytes(range(256)) * 8
+    text = announcement("rec-1", title="เสียงผู้ใหญ่บ้าน", **{"เสียง": "ประกาศเช้า.mp3"})
+    w.env.drop_bundle("rec", {"announcement.txt": text, "ประกาศเช้า.mp3": recording})
+    sch = w.wait_schedule(1, lambda s: [i.get("id") for i in s] == ["rec-1"], "the schedule with rec-1")
+    url = sch[0].get("audio_url") or ""
+    prefix = w.env.base_url + "/files/rec-1/"
+    check(url.startswith(prefix) and url.endswith(".mp3"), "audio_url %r, expected one under %s" % (url, prefix))
+    published = os.path.join(w.env.site, "files", "rec-1", url[len(prefix):])
+    check(os.path.isfile(published) and open(published, "rb").read() == recording,
+          "the website does not have the recording at %s" % published)
+    page = open(w.env.article("rec-1"), encoding="utf-8").read()
+    check(url[len(w.env.base_url) + 1:] in page, "the article does not offer the recording")
+    state, note, receipt = w.wait_receipt("rec")
+    check(state == "done" and "no public URL" not in note, "%s: %s\n%s" % (state, note, receipt))
+    sim.close()
+    w.close()
+
+
 def case_tls():
     """TLS with a CA file and a client certificate, the broker login from a 0600 password file; a
     broker whose certificate does not verify is refused."""
@@ -789,6 +814,7 @@ def main():
         ("daemon killed and agent restarted around the slot: the job resumes, nothing plays twice", case_restarts),
         ("malformed and hostile acks are logged and ignored", case_hostile_acks),
         ("Cancel and Replaces withdraw from every tower", case_cancel_replace),
+        ("an Audio file not listed under Attachments is published and its URL goes to the towers", case_audio),
         ("--check: bad tower settings give FILE:LINE", case_config_errors),
         ("TLS with a CA file, a client certificate and a 0600 password file; a wrong CA is refused", case_tls),
         ("SIGHUP with a changed tower section hands the job in flight over", case_reload),

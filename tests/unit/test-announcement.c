@@ -284,10 +284,19 @@ static void test_bundle(void **state) {
         write_file("bundle/pics/b.png", "PNG", 3);
         write_file("bundle/a.mp3", "ID3", 3);
         assert_int_equal(announcement_load(&ctx, dir, "bundle", &a, &e), 0);
-        assert_int_equal(a->n_attachments, 2);
+        /* The audio goes out with the attachments (the website publishes it, the towers fetch it). */
+        assert_int_equal(a->n_attachments, 3);
         assert_string_equal(a->attachments[0], "รูป 1.jpg");
+        assert_string_equal(a->attachments[2], "a.mp3");
         assert_string_equal(a->audio, "a.mp3");
         assert_string_equal(a->source_name, "bundle");
+        announcement_free(a);
+        /* Listed under both, it is one attachment. */
+        const char *both = "หัวข้อ: ประชุม\nไฟล์แนบ: a.mp3, รูป 1.jpg\nเสียง: a.mp3\n\nเนื้อหา\n";
+        write_file("bundle/announcement.txt", both, strlen(both));
+        assert_int_equal(announcement_load(&ctx, dir, "bundle", &a, &e), 0);
+        assert_int_equal(a->n_attachments, 2);
+        assert_string_equal(a->attachments[0], "a.mp3");
         announcement_free(a);
 
         /* Escaping paths, missing files and symlinks are refused. */
