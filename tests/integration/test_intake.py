@@ -70,11 +70,14 @@ def good_forms():
     add("utf-16be with BOM", "utf16be.txt", b"\xfe\xff" + ("หัวข้อ: %s\n\nผู้สนใจสมัครได้ที่สำนักปลัด อบต.\n" % t)
         .encode("utf-16-be"), t, "สำนักปลัด")
     t = "ประชาสัมพันธ์การชำระภาษีที่ดินและสิ่งปลูกสร้าง ประจำปี 2570"
-    add("windows-874 (cp874)", "cp874.txt", ("หัวข้อ: %s\nหมวด: การเงินการคลัง\n\nขอให้ผู้เสียภาษีชำระภายในเดือนเมษายน "
-                                             "ณ กองคลัง องค์การบริหารส่วนตำบลบ่อแก้ว\n" % t).encode("cp874"), t,
-        "กองคลัง",
-        lambda rid, receipt, html: check(env.show_json(rid)["encoding"] == "Windows-874",
-                                         "encoding not recorded as Windows-874"))
+    cp874 = ("หัวข้อ: %s\nหมวด: การเงินการคลัง\n\nขอให้ผู้เสียภาษีชำระภายในเดือนเมษายน "
+             "ณ กองคลัง องค์การบริหารส่วนตำบลบ่อแก้ว\r\n" % t).encode("cp874")
+    add("windows-874 (cp874)", "cp874.txt", cp874, t, "กองคลัง",
+        lambda rid, receipt, html: (
+            check(env.show_json(rid)["encoding"] == "Windows-874", "encoding not recorded as Windows-874"),
+            # The receipt keeps the original as dropped, byte for byte (not the UTF-8 the parser made of it).
+            check([read_bytes(os.path.join(env.published, d, "cp874.txt")) for d in os.listdir(env.published)
+                   if d.endswith(rid)] == [cp874], "the receipt's original differs from the dropped bytes")))
     t = "กำหนดการประชุมสภาองค์การบริหารส่วนตำบล สมัยสามัญ สมัยที่ 4"
     add("CRLF line ends", "crlf.txt", ("Title: %s\r\nVillages: all\r\n\r\nบรรทัดแรกของเนื้อหา\r\nบรรทัดที่สอง\r\n" % t)
         .encode("utf-8"), t, "บรรทัดที่สอง",
