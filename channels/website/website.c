@@ -2343,9 +2343,9 @@ static int website_make_record(Website *w, const prakat_announcement *a, char *c
 
 /*
  * Writes a/ID.html.  `updated` stays the first publication time unless the page really
- * changed, so a crash-recovery retry does not show up as an edit in the feed.
+ * changed, so a crash-recovery retry does not show up as an edit in the feed.  `fresh`: the
+ * site never had this item (no record), so nothing links to its page yet and it is written in place.
  */
-/* `fresh`: the site never had this item (no record), so nothing links to its page yet. */
 static int website_write_article(Website *w, const prakat_announcement *a, ItemRecord *rec,
                                  const ItemRecord *old, bool fresh, char *const *names) {
         prakat_usec_t now = w->host->now(w->host);
