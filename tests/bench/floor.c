@@ -185,7 +185,7 @@ static double measure(const char *root, bool journal, int archive, int burst) {
  * answers come one at a time.
  */
 static double durable_record(const char *root, int n) {
-        char dir[512], tmp[600], path[600];
+        char dir[600], tmp[700], path[700];
         snprintf(dir, sizeof dir, "%s/records", root);
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 die("cannot make", dir);
@@ -208,6 +208,11 @@ static double durable_record(const char *root, int n) {
         return cpu / n;
 }
 
+static int compare_doubles(const void *x, const void *y) {
+        double a = *(const double *) x, b = *(const double *) y;
+        return (a > b) - (a < b);
+}
+
 int main(int argc, char **argv) {
         if (argc != 4) {
                 fprintf(stderr, "usage: floor DIR ARCHIVE BURST\n");
@@ -220,6 +225,17 @@ int main(int argc, char **argv) {
         snprintf(b, sizeof b, "%s/journal", argv[1]);
         if (mkdir(argv[1], 0755) < 0 && errno != EEXIST)
                 die("cannot make", argv[1]);
+        /* The records first, on a quiet filesystem (after the runs below, the journal's clean-up is billed
+         * to whoever syncs next): the median of five rounds of 100. */
+        double rounds[5];
+        for (int i = 0; i < 5; i++) {
+                char d[512];
+                snprintf(d, sizeof d, "%s/records-%d", argv[1], i);
+                if (mkdir(d, 0755) < 0 && errno != EEXIST)
+                        die("cannot make", d);
+                rounds[i] = durable_record(d, 100);
+        }
+        qsort(rounds, 5, sizeof(double), compare_doubles);
         double design = measure(a, false, archive, burst);
         double journal = measure(b, true, archive, burst);
         printf("| measure | CPU |\n|---|---|\n");
@@ -227,6 +243,6 @@ int main(int argc, char **argv) {
                burst, archive, design * 1000);
         printf("| the same with the queue as one appended journal (not DESIGN) | %.3f ms |\n", journal * 1000);
         printf("| one record made durable alone (temporary file, fsync, rename, fsync folder) | %.3f ms |\n",
-               durable_record(argv[1], 500) * 1000);
+               rounds[2] * 1000);
         return 0;
 }
