@@ -13,8 +13,9 @@ if [ "${1:-}" = "--unit-only" ]; then unit_only=1; shift; fi
 [ $# -ge 1 ] || set -- build
 top=$(cd "$(dirname "$0")/.." && pwd)
 out="$top/tests/out"
-# About 3 minutes under valgrind; test_crash and the tower suites are left out (their timing is too tight for it).
-vg_tests=${PRAKAT_VALGRIND_TESTS:-test_intake test_bad_input test_site test_daemon test_schedule test_approval test_facebook test_line}
+# About 4 minutes under valgrind; test_crash, test_upload, the tower and fault suites are left out (their
+# timing is too tight for it).
+vg_tests=${PRAKAT_VALGRIND_TESTS:-test_intake test_bad_input test_site test_daemon test_schedule test_approval test_facebook test_line test_receipt test_preview test_report test_wordpress test_control_group}
 mkdir -p "$out"
 passed=0
 failed=0
