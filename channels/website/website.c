@@ -537,73 +537,72 @@ static char *tmp_path_for(const char *path) {
         return s;
 }
 
+/* After a file in output (or the state) changed: the batch needs a sync, and the upload the path. */
+static void website_wrote(Website *w, const char *path) {
+        website_touch(w);
+        upload_note_path(w->upload, path);
+}
+
 /*
- * Writes `path` whole: temporary file beside it, then rename; synced later, once per batch.  A file that already has this content is left alone, so its
- * mtime and inode tell what a publish really changed.  Missing directories are created.
- * On failure sets w->error naming the path.
+ * Writes `path` whole: temporary file beside it, then rename; synced later, once per batch.  A file that
+ * already has this content is left alone, so its mtime and inode tell what a publish really changed.
+ * Missing directories are created.  On failure sets w->error naming the path.
+ *
+ * `fresh`: the file should not exist yet and nothing refers to it until the batch is synced, so it is
+ * written in place, without a temporary file and rename; a copy cut off by a crash is rewritten by the
+ * retry, and a reader never looks at it meanwhile.  One that exists after all (left by a crash) is
+ * replaced whole as above.
  */
-static int website_write_file(Website *w, const char *path, const char *data, size_t size) {
-        if (file_has_content(path, data, size))
-                return 0;
+static int website_write_file(Website *w, const char *path, const char *data, size_t size, bool fresh) {
+        int fd = fresh ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644) : -1;
+        _cleanup_free_ char *tmp = NULL;
 
-        _cleanup_free_ char *tmp = tmp_path_for(path);
-        _cleanup_free_ char *dir = path_parent(path);
-        if (!tmp || !dir)
-                return -ENOMEM;
-
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0 && errno == ENOENT && website_mkdir_p(w, dir) == 0)
-                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0) {
-                int r = -errno;
-                website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
-                return r;
+                if (file_has_content(path, data, size))
+                        return 0;
+                tmp = tmp_path_for(path);
+                _cleanup_free_ char *dir = path_parent(path);
+                if (!tmp || !dir)
+                        return -ENOMEM;
+                fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+                if (fd < 0 && errno == ENOENT && website_mkdir_p(w, dir) == 0)
+                        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+                if (fd < 0) {
+                        int r = -errno;
+                        website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
+                        return r;
+                }
         }
 
         int r = write_all(fd, data, size);
         if (close(fd) < 0 && r == 0)
                 r = -errno;
-        if (r == 0 && rename(tmp, path) < 0)
+        if (r == 0 && tmp && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0) {
                 website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
-                unlink(tmp);
+                unlink(tmp ? tmp : path);
                 return r;
         }
-        website_touch(w);
-        upload_note_path(w->upload, path);
+        website_wrote(w, path);
         return 0;
 }
 
-static int website_write_buf(Website *w, const char *path, PluginBuf *b) {
+static int website_write_rendered(Website *w, const char *path, PluginBuf *b, bool fresh) {
         if (b->failed) {
                 website_set_error(w, "Failed to render %s: %s", path, strerror(ENOMEM));
                 return -ENOMEM;
         }
-        return website_write_file(w, path, b->data ? b->data : "", b->size);
+        return website_write_file(w, path, b->data ? b->data : "", b->size, fresh);
 }
 
-/*
- * Writes a file that should not exist yet in place, without a temporary file and rename; one that
- * exists after all (left by a crash) is replaced whole by website_write_buf().  Only for files
- * nothing refers to until the batch is synced: a copy cut off by a crash is then rewritten by
- * the retry, and a reader never looks at it meanwhile.
- */
+static int website_write_buf(Website *w, const char *path, PluginBuf *b) {
+        return website_write_rendered(w, path, b, false);
+}
+
+/* A file the site never had: see `fresh` at website_write_file(). */
 static int website_write_new(Website *w, const char *path, PluginBuf *b) {
-        int r, fd = b->failed ? -1 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                return website_write_buf(w, path, b);
-        r = write_all(fd, b->data, b->size);
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r < 0) {
-                website_set_error(w, "Failed to write %s: %s", path, strerror(-r));
-                unlink(path);
-                return r;
-        }
-        website_touch(w);
-        upload_note_path(w->upload, path);
-        return 0;
+        return website_write_rendered(w, path, b, true);
 }
 
 static int website_unlink(Website *w, const char *path) {
@@ -614,8 +613,7 @@ static int website_unlink(Website *w, const char *path) {
                 website_set_error(w, "Failed to remove %s: %s", path, strerror(-r));
                 return r;
         }
-        website_touch(w);
-        upload_note_path(w->upload, path);
+        website_wrote(w, path);
         return 0;
 }
 
@@ -660,8 +658,7 @@ static int website_copy_file(Website *w, const char *from, const char *to) {
                 unlink(tmp);
                 return r;
         }
-        website_touch(w);
-        upload_note_path(w->upload, to);
+        website_wrote(w, to);
         return 0;
 }
 
@@ -989,27 +986,24 @@ static void record_cache_put(Website *w, const char *id, const char *text, size_
 static int website_read_record(Website *w, const char *id, ItemRecord *ret) {
         if (!known_may_have(w, id))
                 return -ENOENT;
+        RecordCacheSlot *c = record_cache_slot(w, id);
+        if (c->id && strcmp(c->id, id) == 0)
+                return item_record_parse(c->text, c->size, ret); /* it parsed, with this id, when it came in */
         _cleanup_free_ char *path = website_item_path(w, id);
         _cleanup_free_ char *text = NULL;
         size_t size;
         if (!path)
                 return -ENOMEM;
-        RecordCacheSlot *c = record_cache_slot(w, id);
-        int r;
-        if (c->id && strcmp(c->id, id) == 0)
-                r = item_record_parse(c->text, c->size, ret);
-        else {
-                r = read_file(path, MAX_STATE_FILE, &text, &size);
-                if (r < 0)
-                        return r;
-                r = item_record_parse(text, size, ret);
-                if (r == 0 && !w->loading)
-                        record_cache_put(w, id, text, size);
-        }
+        int r = read_file(path, MAX_STATE_FILE, &text, &size);
+        if (r < 0)
+                return r;
+        r = item_record_parse(text, size, ret);
         if (r == 0 && strcmp(ret->id, id) != 0) {
                 item_record_done(ret);
                 r = -EINVAL;
         }
+        if (r == 0 && !w->loading)
+                record_cache_put(w, id, text, size);
         if (r == -EINVAL)
                 w->host->log(w->host, PRAKAT_LOG_WARNING, id, "State file %s is corrupt, ignoring", path);
         return r;
@@ -1028,12 +1022,11 @@ static int website_write_record(Website *w, const ItemRecord *rec) {
         item_record_format(rec, &b);
         int r = website_write_new(w, path, &b);
         RecordCacheSlot *c = record_cache_slot(w, rec->id);
-        if (c->id && strcmp(c->id, rec->id) == 0)
-                record_cache_clear(c); /* whatever happened, the old text is no longer what is on disk */
         if (r == 0) {
                 known_add(w, rec->id);
-                record_cache_put(w, rec->id, b.data, b.size);
-        }
+                record_cache_put(w, rec->id, b.data, b.size); /* replaces the slot's text */
+        } else if (c->id && strcmp(c->id, rec->id) == 0)
+                record_cache_clear(c); /* the old text may no longer be what is on disk */
         plugin_buf_free(&b);
         return r;
 }
@@ -2708,7 +2701,7 @@ static int website_write_style(Website *w, PluginConfigError *err, unsigned outp
         _cleanup_free_ char *path = NULL;
         if (asprintf(&path, "%s/style.css", w->output) < 0)
                 return plugin_config_fail(err, output_line, "out of memory");
-        if (website_write_file(w, path, website_css, sizeof(website_css) - 1) < 0)
+        if (website_write_file(w, path, website_css, sizeof(website_css) - 1, false) < 0)
                 return plugin_config_fail(err, output_line, "%s", w->error);
         int r = website_sync(w);
         if (r < 0)
