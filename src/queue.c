@@ -542,13 +542,9 @@ int queue_stage_intake(Queue *q, Entry *e, const char *source) {
         struct stat st;
         int r;
 
-        if (mkdir(dir, 0750) < 0) {
-                if (errno != EEXIST)
-                        return -errno;
-                (void) remove_tree(dir); /* left by an intake cut off */
-                if (mkdir(dir, 0750) < 0)
-                        return -errno;
-        }
+        r = mkdir_empty(dir, 0750); /* one there was left by an intake cut off */
+        if (r < 0)
+                return r;
         e->layout = QUEUE_LAYOUT;
         copy = original_path(dir, e->layout, e->announcement->source_name);
         if (lstat(source, &st) < 0) {

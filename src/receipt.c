@@ -142,13 +142,9 @@ static int receipt_stage(const Config *c, const Entry *e, usec_t now, const char
         name = xasprintf("%s-%s", day, a->id);
         final = path_join(published, name);
         temp = xasprintf("%s/.tmp-%s", published, name);
-        if (mkdir(temp, 0755) < 0) {
-                if (errno != EEXIST)
-                        return -errno;
-                (void) remove_tree(temp); /* left by a crash */
-                if (mkdir(temp, 0755) < 0)
-                        return -errno;
-        }
+        r = mkdir_empty(temp, 0755); /* one there was left by a crash */
+        if (r < 0)
+                return r;
         orig_from = entry_original_path(e);
         orig_to = path_join(temp, a->source_name);
         /* A single file is linked, not copied, when the queue's copy is as a receipt's must be (0644):

@@ -449,6 +449,15 @@ int copy_tree(const char *from, const char *to) {
         return 0;
 }
 
+int mkdir_empty(const char *path, mode_t mode) {
+        if (mkdir(path, mode) == 0)
+                return 0;
+        if (errno != EEXIST)
+                return -errno;
+        (void) remove_tree(path);
+        return mkdir(path, mode) < 0 ? -errno : 0;
+}
+
 int remove_tree(const char *path) {
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;

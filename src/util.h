@@ -137,6 +137,8 @@ int copy_file(const char *from, const char *to, mode_t mode);
 int copy_tree(const char *from, const char *to);
 /* rm -rf; missing is not an error. */
 int remove_tree(const char *path);
+/* Makes an empty folder at path; whatever was there (a leftover of a crash) is removed first. */
+int mkdir_empty(const char *path, mode_t mode);
 
 /*
  * A batch of whole-file writes made durable together: each add() writes a temporary file; commit()
