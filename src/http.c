@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <sys/stat.h>
 
+#include "event-util.h"
 #include "log.h"
 #include "util.h"
 
@@ -177,16 +178,7 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userdata) {
                 return c->timer ? sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0 : 0;
         sd_event_now(c->event, CLOCK_MONOTONIC, &when);
         when += (usec_t) timeout_ms * USEC_PER_MSEC;
-        if (c->timer) {
-                if (sd_event_source_set_time(c->timer, when) < 0 ||
-                    sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
-                        return -1;
-                return 0;
-        }
-        if (sd_event_add_time(c->event, &c->timer, CLOCK_MONOTONIC, when, 0, on_timer, c) < 0)
-                return -1;
-        (void) sd_event_source_set_description(c->timer, "curl-timer");
-        return 0;
+        return event_timer_arm(c->event, &c->timer, when, 0, on_timer, c, "curl-timer") < 0 ? -1 : 0;
 }
 
 int http_client_new(sd_event *event, HttpClient **ret) {
@@ -379,17 +371,9 @@ static void http_ftp_kick(HttpClient *c) {
 
         if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
                 return;
-        if (!c->ftp_kick) {
-                if (sd_event_add_time(c->event, &c->ftp_kick, CLOCK_MONOTONIC, now + FTP_KICK_USEC, 0, on_ftp_kick,
-                                      c) < 0)
-                        return;
-                (void) sd_event_source_set_description(c->ftp_kick, "curl-ftp-kick");
+        if (c->ftp_kick && sd_event_source_get_enabled(c->ftp_kick, NULL) > 0)
                 return;
-        }
-        if (sd_event_source_get_enabled(c->ftp_kick, NULL) > 0)
-                return;
-        (void) sd_event_source_set_time(c->ftp_kick, now + FTP_KICK_USEC);
-        (void) sd_event_source_set_enabled(c->ftp_kick, SD_EVENT_ONESHOT);
+        (void) event_timer_arm(c->event, &c->ftp_kick, now + FTP_KICK_USEC, 0, on_ftp_kick, c, "curl-ftp-kick");
 }
 
 /* A call with its easy handle, not yet started; NULL when libcurl cannot make a handle. */

@@ -7,6 +7,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "delivery.h"
+#include "event-util.h"
 #include "log.h"
 #include "spool.h"
 #include "thaidate.h"
@@ -59,6 +60,7 @@ static int on_flush_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 static void manager_flush_failed(Manager *m, int error) {
         _cleanup_free_ char *why = xasprintf("cannot save the job states in %s: %s", m->config->state,
                                              strerror(-error));
+        usec_t now = 0;
 
         m->flush_backoff = m->flush_backoff == 0 ? USEC_PER_SEC : m->flush_backoff * 2;
         if (m->flush_backoff > MANAGER_FLUSH_RETRY_MAX)
@@ -68,12 +70,9 @@ static void manager_flush_failed(Manager *m, int error) {
                 m->flush_error = TAKE_PTR(why);
                 manager_update_status(m);
         }
-        if (m->flush_retry) {
-                (void) sd_event_source_set_time_relative(m->flush_retry, m->flush_backoff);
-                (void) sd_event_source_set_enabled(m->flush_retry, SD_EVENT_ONESHOT);
-        } else
-                (void) sd_event_add_time_relative(m->event, &m->flush_retry, CLOCK_MONOTONIC, m->flush_backoff,
-                                                  USEC_PER_SEC / 10, on_flush_retry, m);
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        (void) event_timer_arm(m->event, &m->flush_retry, now + m->flush_backoff, USEC_PER_SEC / 10, on_flush_retry, m,
+                               "flush-retry");
 }
 
 /* The once-per-iteration work: all state changes of this iteration go to disk together. */
@@ -130,17 +129,9 @@ void manager_request_flush(Manager *m) {
                 sd_event_source_set_enabled(m->flush_source, SD_EVENT_ON);
                 return;
         }
-        if (!m->flush_pace) {
-                if (sd_event_add_time(m->event, &m->flush_pace, CLOCK_MONOTONIC, m->last_flush + MANAGER_FLUSH_INTERVAL,
-                                      0, on_flush_pace, m) < 0) {
-                        sd_event_source_set_enabled(m->flush_source, SD_EVENT_ON); /* correct, only not paced */
-                        return;
-                }
-                (void) sd_event_source_set_description(m->flush_pace, "flush-pace");
-        } else {
-                (void) sd_event_source_set_time(m->flush_pace, m->last_flush + MANAGER_FLUSH_INTERVAL);
-        }
-        (void) sd_event_source_set_enabled(m->flush_pace, SD_EVENT_ONESHOT);
+        if (event_timer_arm(m->event, &m->flush_pace, m->last_flush + MANAGER_FLUSH_INTERVAL, 0, on_flush_pace, m,
+                            "flush-pace") < 0)
+                sd_event_source_set_enabled(m->flush_source, SD_EVENT_ON); /* correct, only not paced */
 }
 
 static void manager_free_channels(Manager *m) {
