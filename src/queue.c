@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "id-filter.h"
+#include "json-text.h"
 #include "log.h"
 #include "thaidate.h"
 
@@ -132,6 +134,7 @@ struct Queue {
         char **staged_dirs;
         size_t n_staged;
         IdIndex staged_by_id;
+        IdFilter known; /* every id with a folder in queue/ or done/: most new ids need no lookup */
         size_t n_dirty;
 };
 
@@ -377,10 +380,8 @@ int entry_load_dir(const char *dir, Entry **ret) {
 
 /* The text of a state file; takes the reference to o. */
 static char *json_text(json_t *o) {
-        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        char *s = json_text_format(o, 1);
         json_decref(o);
-        if (!s)
-                abort(); /* out of memory, like xmalloc() */
         return s;
 }
 
@@ -444,6 +445,19 @@ int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n
         return 0;
 }
 
+/* Adds the name of everything in dir to q->known. */
+static int queue_know_names(Queue *q, const char *dir) {
+        _cleanup_(closedirp) DIR *d = opendir(dir);
+        struct dirent *de;
+
+        if (!d)
+                return -errno;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        id_filter_add(&q->known, de->d_name);
+        return 0;
+}
+
 int queue_open(const char *state_dir, Queue **ret) {
         Queue *q = xcalloc(1, sizeof(Queue));
         Entry **list = NULL;
@@ -454,6 +468,7 @@ int queue_open(const char *state_dir, Queue **ret) {
         q->queue_dir = path_join(state_dir, "queue");
         q->done_dir = path_join(state_dir, "done");
         q->tmp_dir = path_join(state_dir, "tmp");
+        id_filter_reset(&q->known);
         /* Leftovers of an intake cut off by a crash: their originals are still in incoming/. */
         r = remove_tree(q->tmp_dir);
         if (r >= 0)
@@ -462,6 +477,10 @@ int queue_open(const char *state_dir, Queue **ret) {
                 r = mkdir_p(q->done_dir, 0750);
         if (r >= 0)
                 r = mkdir_p(q->tmp_dir, 0750);
+        if (r >= 0)
+                r = queue_know_names(q, q->queue_dir);
+        if (r >= 0)
+                r = queue_know_names(q, q->done_dir);
         if (r >= 0)
                 r = queue_list_dir(state_dir, false, &list, &n);
         if (r < 0) {
@@ -487,6 +506,7 @@ void queue_free(Queue *q) {
         free(q->entries);
         id_index_clear(&q->by_id);
         id_index_clear(&q->staged_by_id);
+        id_filter_free(&q->known);
         free(q->staged);
         free(q->staged_dirs);
         free(q->state_dir);
@@ -503,6 +523,8 @@ bool queue_id_exists(const Queue *q, const char *id) {
                 return true;
         if (id_index_get(&q->staged_by_id, id))
                 return true;
+        if (!id_filter_may_have(&q->known, id))
+                return false;
         return access(a, F_OK) == 0 || access(b, F_OK) == 0;
 }
 
@@ -609,6 +631,7 @@ int queue_commit_intake(Queue *q) {
                         entry_free(e);
                 } else {
                         e->dir = TAKE_PTR(final);
+                        id_filter_add(&q->known, e->announcement->id);
                         queue_push(q, e);
                         done++;
                 }

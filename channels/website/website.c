@@ -40,6 +40,7 @@
  * syncfs(), and a crash before that leaves the job "sending", so prakatd asks for the
  * item again after the restart and every page it touches is rewritten.
  */
+#include "id-filter.h"
 #include "prakat-channel.h"
 #include "plugin-util.h"
 #include "upload.h"
@@ -154,10 +155,6 @@ typedef struct RecordCacheSlot {
         size_t size;
 } RecordCacheSlot;
 
-/* 2^19 bits (64 KiB) and 4 probes: about 1% false hits at 50,000 items, which only cost an open(). */
-#define KNOWN_BITS (1u << 19)
-#define KNOWN_PROBES 4
-
 /* Which pages of one paginated listing (the whole site, or one category) must be rendered. */
 typedef struct Listing {
         size_t pages_on_disk; /* archive pages that exist in output */
@@ -196,7 +193,7 @@ typedef struct Website {
         unsigned feed_items;
         bool output_relative; /* given relative to the config file: made canonical once it exists */
         char *items_dir;
-        uint8_t *known;           /* Bloom filter of the ids in items_dir: a miss means no record (no open) */
+        IdFilter known;           /* the ids in items_dir: a miss means no record (no open) */
         RecordCacheSlot cache[RECORD_CACHE_SLOTS]; /* recent records' text: listings re-read the newest */
         char *cache_arena;                         /* RECORD_CACHE_BYTES mapped, or NULL */
         size_t cache_used;
@@ -285,21 +282,11 @@ static void buf_put_text(PluginBuf *b, const char *text) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Names: ids, slugs, attachment file names, summaries */
 
-
 static uint32_t fnv1a32(const char *s) {
         uint32_t h = 2166136261u;
         for (; *s; s++) {
                 h ^= (unsigned char) *s;
                 h *= 16777619u;
-        }
-        return h;
-}
-
-static uint64_t fnv1a64(const char *data, size_t size) {
-        uint64_t h = 14695981039346656037ULL;
-        for (size_t i = 0; i < size; i++) {
-                h ^= (unsigned char) data[i];
-                h *= 1099511628211ULL;
         }
         return h;
 }
@@ -918,34 +905,6 @@ static char *website_item_path(Website *w, const char *id) {
         return asprintf(&p, "%s/%s", w->items_dir, id) < 0 ? NULL : p;
 }
 
-static void known_probes(const char *id, uint32_t bits[static KNOWN_PROBES]) {
-        uint64_t h = fnv1a64(id, strlen(id));
-        uint32_t a = (uint32_t) h, b = (uint32_t) (h >> 32) | 1;
-        for (unsigned i = 0; i < KNOWN_PROBES; i++)
-                bits[i] = (a + i * b) % KNOWN_BITS;
-}
-
-static void known_add(Website *w, const char *id) {
-        uint32_t bits[KNOWN_PROBES];
-        if (!w->known)
-                return;
-        known_probes(id, bits);
-        for (unsigned i = 0; i < KNOWN_PROBES; i++)
-                w->known[bits[i] / 8] |= (uint8_t) (1u << (bits[i] % 8));
-}
-
-/* False only when items/ID certainly does not exist. */
-static bool known_may_have(const Website *w, const char *id) {
-        uint32_t bits[KNOWN_PROBES];
-        if (!w->known)
-                return true;
-        known_probes(id, bits);
-        for (unsigned i = 0; i < KNOWN_PROBES; i++)
-                if (!(w->known[bits[i] / 8] & (1u << (bits[i] % 8))))
-                        return false;
-        return true;
-}
-
 static RecordCacheSlot *record_cache_slot(Website *w, const char *id) {
         return &w->cache[fnv1a64(id, strlen(id)) % RECORD_CACHE_SLOTS];
 }
@@ -984,7 +943,7 @@ static void record_cache_put(Website *w, const char *id, const char *text, size_
 
 /* Reads items/ID. Returns -ENOENT when the site never had the item, -EINVAL when the file is corrupt. */
 static int website_read_record(Website *w, const char *id, ItemRecord *ret) {
-        if (!known_may_have(w, id))
+        if (!id_filter_may_have(&w->known, id))
                 return -ENOENT;
         RecordCacheSlot *c = record_cache_slot(w, id);
         if (c->id && strcmp(c->id, id) == 0)
@@ -1023,7 +982,7 @@ static int website_write_record(Website *w, const ItemRecord *rec) {
         int r = website_write_new(w, path, &b);
         RecordCacheSlot *c = record_cache_slot(w, rec->id);
         if (r == 0) {
-                known_add(w, rec->id);
+                id_filter_add(&w->known, rec->id);
                 record_cache_put(w, rec->id, b.data, b.size); /* replaces the slot's text */
         } else if (c->id && strcmp(c->id, rec->id) == 0)
                 record_cache_clear(c); /* the old text may no longer be what is on disk */
@@ -2641,13 +2600,12 @@ static int website_load_state(Website *w) {
         _cleanup_(closedirp) DIR *d = opendir(w->items_dir);
         if (!d)
                 return -errno;
-        free(w->known);
-        w->known = calloc(KNOWN_BITS / 8, 1); /* without it every lookup opens the file: correct, slower */
+        id_filter_reset(&w->known);
         struct dirent *de;
         while ((de = readdir(d))) {
                 if (de->d_name[0] == '.' || !plugin_id_is_safe(de->d_name))
                         continue;
-                known_add(w, de->d_name);
+                id_filter_add(&w->known, de->d_name);
                 w->loading = true;
                 int r = website_load_item(w, de->d_name);
                 w->loading = false;
@@ -2739,7 +2697,7 @@ static void website_free(Website *w) {
         free(w->site_title);
         free(w->office_name);
         free(w->items_dir);
-        free(w->known);
+        id_filter_free(&w->known);
         if (w->cache_arena)
                 munmap(w->cache_arena, RECORD_CACHE_BYTES);
         free(w);
