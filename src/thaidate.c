@@ -494,8 +494,38 @@ int thaidate_format(uint64_t usec, ThaiDateStyle style, char *buffer, size_t siz
         return copy_out(s, n, buffer, size);
 }
 
+/* Writes v as exactly `width` digits at p (v >= 0); returns the end.  The ISO and day formats below
+ * are written digit by digit: the state files and receipts carry many, and snprintf() was a visible
+ * share of the daemon's CPU. */
+static char *put_digits(char *p, long v, unsigned width) {
+        for (unsigned i = width; i > 0; i--) {
+                p[i - 1] = (char) ('0' + v % 10);
+                v /= 10;
+        }
+        return p + width;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of tm at s (19 characters), for years 0..9999; returns the end. */
+static char *put_iso(char *s, const struct tm *tm) {
+        char *p = put_digits(s, tm->tm_year + 1900L, 4);
+        *p++ = '-';
+        p = put_digits(p, tm->tm_mon + 1L, 2);
+        *p++ = '-';
+        p = put_digits(p, tm->tm_mday, 2);
+        *p++ = 'T';
+        p = put_digits(p, tm->tm_hour, 2);
+        *p++ = ':';
+        p = put_digits(p, tm->tm_min, 2);
+        *p++ = ':';
+        return put_digits(p, tm->tm_sec, 2);
+}
+
+static bool year_fits(const struct tm *tm) {
+        return tm->tm_year >= -1900 && tm->tm_year <= 9999 - 1900;
+}
+
 int thaidate_format_iso(uint64_t usec, char *buffer, size_t size) {
-        char s[64];
+        char s[64], *p;
         struct tm tm;
         long offset;
         int r;
@@ -503,26 +533,29 @@ int thaidate_format_iso(uint64_t usec, char *buffer, size_t size) {
         r = local_time(usec, &tm);
         if (r < 0)
                 return r;
+        if (!year_fits(&tm))
+                return -EOVERFLOW;
         offset = labs(tm.tm_gmtoff) / 60;
-
-        return copy_out(s, snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld",
-                                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                                    tm.tm_sec, tm.tm_gmtoff < 0 ? '-' : '+', offset / 60, offset % 60),
-                        buffer, size);
+        p = put_iso(s, &tm);
+        *p++ = tm.tm_gmtoff < 0 ? '-' : '+';
+        p = put_digits(p, offset / 60 % 100, 2);
+        *p++ = ':';
+        p = put_digits(p, offset % 60, 2);
+        *p = 0;
+        return copy_out(s, (int) (p - s), buffer, size);
 }
 
 int thaidate_format_utc(uint64_t usec, char *buffer, size_t size) {
         time_t t = (time_t) (usec / USEC_PER_SEC);
-        char s[64];
+        char s[64], *p;
         struct tm tm;
 
-        if (!gmtime_r(&t, &tm))
+        if (!gmtime_r(&t, &tm) || !year_fits(&tm))
                 return -EOVERFLOW;
-
-        return copy_out(s, snprintf(s, sizeof(s), "%04d-%02d-%02dT%02d:%02d:%02dZ",
-                                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                                    tm.tm_hour, tm.tm_min, tm.tm_sec),
-                        buffer, size);
+        p = put_iso(s, &tm);
+        *p++ = 'Z';
+        *p = 0;
+        return copy_out(s, (int) (p - s), buffer, size);
 }
 
 /* Reads exactly `count` ASCII digits at text[at]. */
@@ -570,15 +603,22 @@ int thaidate_parse_utc(const char *text, uint64_t *ret_usec) {
 }
 
 int thaidate_format_day(uint64_t usec, bool compact, char *buffer, size_t size) {
-        char s[32];
+        char s[32], *p;
         struct tm tm;
         int r;
 
         r = local_time(usec, &tm);
         if (r < 0)
                 return r;
-
-        return copy_out(s, snprintf(s, sizeof(s), compact ? "%04d%02d%02d" : "%04d-%02d-%02d",
-                                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday),
-                        buffer, size);
+        if (!year_fits(&tm))
+                return -EOVERFLOW;
+        p = put_digits(s, tm.tm_year + 1900L, 4);
+        if (!compact)
+                *p++ = '-';
+        p = put_digits(p, tm.tm_mon + 1L, 2);
+        if (!compact)
+                *p++ = '-';
+        p = put_digits(p, tm.tm_mday, 2);
+        *p = 0;
+        return copy_out(s, (int) (p - s), buffer, size);
 }

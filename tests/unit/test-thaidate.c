@@ -342,6 +342,21 @@ static void test_format_around_midnight(void **state) {
         assert_string_equal(buffer, "1 มกราคม 2570");
 }
 
+/* The machine formats write four-digit years; a year past 9999 is refused, not cut. */
+static void test_format_year_out_of_range(void **state) {
+        char buffer[64] = "untouched";
+
+        (void) state;
+        assert_int_equal(thaidate_format_iso(utc(10000, 1, 1, 0, 0, 0), buffer, sizeof(buffer)), -EOVERFLOW);
+        assert_int_equal(thaidate_format_utc(utc(10000, 1, 1, 0, 0, 0), buffer, sizeof(buffer)), -EOVERFLOW);
+        assert_int_equal(thaidate_format_day(utc(10000, 1, 1, 0, 0, 0), true, buffer, sizeof(buffer)), -EOVERFLOW);
+        assert_string_equal(buffer, "untouched");
+        assert_int_equal(thaidate_format_utc(utc(9999, 12, 31, 23, 59, 59), buffer, sizeof(buffer)), 20);
+        assert_string_equal(buffer, "9999-12-31T23:59:59Z");
+        assert_int_equal(thaidate_format_utc(0, buffer, sizeof(buffer)), 20);
+        assert_string_equal(buffer, "1970-01-01T00:00:00Z");
+}
+
 static void test_format_iso_other_zones(void **state) {
         char buffer[64];
 
@@ -467,6 +482,7 @@ int main(void) {
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_format_buffer_size),
                 cmocka_unit_test(test_format_around_midnight),
+                cmocka_unit_test(test_format_year_out_of_range),
                 cmocka_unit_test_teardown(test_format_iso_other_zones, setup_bangkok),
                 cmocka_unit_test_teardown(test_zone_with_summer_time, setup_bangkok),
                 cmocka_unit_test(test_utc_round_trip),
