@@ -40,14 +40,26 @@ char *xstrndup(const char *s, size_t n) {
         return p;
 }
 
+/* Most results (paths, ids, log lines) fit the first try: one format and one exact allocation,
+ * where vasprintf() grows a buffer and shrinks it again. */
 char *xasprintf(const char *format, ...) {
+        char first[256], *s;
         va_list ap;
-        char *s;
+        int n;
 
         va_start(ap, format);
-        if (vasprintf(&s, format, ap) < 0)
-                abort();
+        n = vsnprintf(first, sizeof first, format, ap);
         va_end(ap);
+        if (n < 0)
+                abort();
+        s = xmalloc((size_t) n + 1);
+        if ((size_t) n < sizeof first)
+                memcpy(s, first, (size_t) n + 1);
+        else {
+                va_start(ap, format);
+                vsnprintf(s, (size_t) n + 1, format, ap);
+                va_end(ap);
+        }
         return s;
 }
 
@@ -210,8 +222,13 @@ uint64_t hash_fnv1a(const void *data, size_t size, uint64_t seed) {
 }
 
 char *path_join(const char *a, const char *b) {
-        size_t n = strlen(a);
-        return xasprintf("%s%s%s", a, n > 0 && a[n - 1] == '/' ? "" : "/", b);
+        size_t n = strlen(a), m = strlen(b), slash = n > 0 && a[n - 1] == '/' ? 0 : 1;
+        char *p = xmalloc(n + slash + m + 1);
+
+        memcpy(p, a, n);
+        p[n] = '/';
+        memcpy(p + n + slash, b, m + 1);
+        return p;
 }
 
 int mkdir_p(const char *path, mode_t mode) {
