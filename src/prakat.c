@@ -47,17 +47,16 @@ static void print_json(json_t *j) {
 /* ---- validate ---- */
 
 /*
- * Whether the id a Cancel: or Replaces: names was received, from the state folder (queue/ or done/).
+ * Whether the id a Cancel: or Replaces: names was received, from the state (the journal or done/).
  * Someone who may not read the state is not told it is missing: the daemon checks again anyway.
  */
 static bool validate_target_known(const Config *config, const Announcement *a) {
         const char *target = a->cancel ? a->cancel : a->replaces;
-        _cleanup_free_ char *queued = xasprintf("%s/queue/%s", config->state, target),
-                            *done = xasprintf("%s/done/%s", config->state, target);
+        Entry *e = NULL;
+        int r = queue_load_any(config->state, target, &e);
 
-        if (access(queued, F_OK) == 0 || access(done, F_OK) == 0)
-                return true;
-        return errno != ENOENT;
+        entry_free(e);
+        return r != -ENOENT;
 }
 
 static int cmd_validate(const Options *o, int argc, char **argv) {
@@ -207,12 +206,7 @@ static int cmd_show(const Options *o, int argc, char **argv) {
         }
         if ((r = load_config(o, &config)))
                 return r;
-        for (const char *sub = "queue"; sub; sub = streq(sub, "queue") ? "done" : NULL) {
-                _cleanup_free_ char *dir = xasprintf("%s/%s/%s", config->state, sub, argv[0]);
-                if (entry_load_dir(dir, &e) >= 0)
-                        break;
-        }
-        if (!e) {
+        if (queue_load_any(config->state, argv[0], &e) < 0) {
                 fprintf(stderr, "prakat: no announcement %s in %s (prakat list --all shows every id).\n", argv[0],
                         config->state);
                 config_free(config);

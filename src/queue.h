@@ -1,27 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * queue: the durable state of every announcement not yet finished (DESIGN §4).
+ * queue: the durable state of every announcement (DESIGN §4).  Layout 3, what prakatd writes:
  *
- *   STATE/queue/ID/announcement.json   the parsed announcement, written once at intake, with the
- *                                      jobs as they were then ("jobs"; "layout": 2)
- *   STATE/queue/ID/jobs.json           the jobs since, one record per (announcement, channel), rewritten
- *                                      whole; absent until the first change
- *   STATE/queue/ID/original-NAME       the file or folder as staff dropped it
- *   STATE/done/ID/...                  the same, moved here in one rename when every job has ended
- *   STATE/tmp/                         intake staging; emptied at start
+ *   STATE/journal/NNNNNNNNNNNNNNNN.jsonl   segments of the journal: one line per entry saved, the whole
+ *                                          entry (announcement, jobs, approval) as compact JSON.  Each
+ *                                          flush of the job states, and each intake batch, writes one
+ *                                          new segment and syncs it before anything is done on its
+ *                                          strength; the last line of an id is its state.  A line cut
+ *                                          off by a crash does not parse and ends its segment.
+ *   STATE/originals/ID+NAME                the file or folder as staff dropped it (kept for good: the
+ *                                          receipt links it, the digest reads its pictures)
+ *   STATE/done/ID.json                     a finished entry, the same object indented, written when
+ *                                          every job has ended; until it is synced the journal still
+ *                                          holds the entry
  *
- * Entries written before layout 2 (an upgrade finds them in queue/ and done/) have their jobs only in
- * jobs.json and the original in original/NAME; they are read as they are.  Layout 2 saves a folder
- * and a file per announcement: each costs more kernel time than anything else prakat does for it.
+ * The journal is compacted when it grows past JOURNAL_MAX_SEGMENTS segments (one new segment with
+ * every unfinished entry, then the old ones go) and emptied when nothing is left unfinished.  An
+ * entry taken back from done/ for a retry gets the next "generation", which outranks its done file.
  *
- * Every file is written whole (temporary, fsync, rename, fsync of the directory), and the jobs of
- * one loop iteration are written together by queue_flush().
+ * Layouts 1 and 2 (an upgrade finds them: STATE/queue/ID/ and STATE/done/ID/ folders with
+ * announcement.json, jobs.json and the original) are read and finished as they are.  Each layout
+ * saved files per announcement: a folder, a file and a rename cost more kernel time than anything
+ * else prakat does for it, and the journal writes one file per batch instead of three per entry.
  */
 #pragma once
 
 #include <jansson.h>
 
-#define QUEUE_LAYOUT 2 /* what queue_stage_intake() writes */
+#define QUEUE_LAYOUT 3 /* what queue_stage_intake() writes */
 
 #include "announcement.h"
 #include "util.h"
@@ -86,9 +92,10 @@ struct Entry {
         bool dirty;
         bool finishing;
         bool interim_due; /* an interim receipt should be (re)written: a channel waits long (delivery.c) */
-        char *dir; /* STATE/queue/ID */
-        unsigned layout; /* of dir: 1 (original/NAME, jobs.json from intake on) or 2 (see above) */
-        bool jobs_saved; /* dir has a jobs.json (layout 2: its first one is written in place) */
+        char *dir; /* layouts 1 and 2: STATE/queue/ID (or done/ID); layout 3: STATE/originals */
+        unsigned layout; /* 1 (original/NAME, jobs.json from intake on), 2 (original-NAME), 3 (see above) */
+        unsigned generation; /* layout 3: how often a retry took it back from done/ */
+        bool jobs_saved; /* layouts 1 and 2: dir has a jobs.json (layout 2: its first one is written in place) */
 };
 
 const char *approval_to_string(Approval a);
@@ -119,22 +126,30 @@ int queue_reopen(Queue *q, Entry *e);
 
 /*
  * Intake: makes `entry` durable with a copy of the dropped file or folder at `source`.
- * The entry is staged in STATE/tmp; queue_commit_intake() makes all staged entries durable at once
- * (one filesystem sync, renames, directory syncs) and adds them to the queue.  Only after that
- * may the caller remove the originals from incoming/.
+ * queue_stage_intake() writes the copy into STATE/originals; queue_commit_intake() writes every
+ * staged entry into one journal segment, syncs the filesystem once and adds them to the queue.  Only
+ * after that may the caller remove the originals from incoming/.
  */
 int queue_stage_intake(Queue *q, Entry *entry, const char *source);
 int queue_commit_intake(Queue *q);
 void queue_abort_intake(Queue *q);
+/*
+ * A dropped file found again after a crash, already in the queue (the same inode, time and content):
+ * the crash came between the journal and the removal of the file, and a power cut may have kept the
+ * journal's line but not the copy of the original.  Writes the copy again from `source` (a, parsed
+ * from it, holds its bytes) and syncs it; only then may the caller remove the file.
+ */
+int queue_restore_original(Queue *q, const Announcement *a, const char *source);
 
 /* Marks an entry for the next queue_flush(). */
 void queue_mark_dirty(Queue *q, Entry *e);
 bool queue_has_dirty(const Queue *q);
-/* Writes every dirty entry's jobs.json in one batch. */
+/* Saves every dirty entry: one journal segment (layouts 1 and 2: jobs.json files) and one sync. */
 int queue_flush(Queue *q);
 
-/* Moves n finished entries to STATE/done, syncing each directory once, and drops each one that moved
- * from memory (it is freed).  results[i] is 0 or a negative errno; returns how many moved durably. */
+/* Writes n finished entries to STATE/done (layouts 1 and 2: moves their folders), syncing once, and
+ * drops each one from memory (it is freed).  results[i] is 0 or a negative errno; returns how many
+ * are in done/ durably. */
 size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results);
 
 /* Loading and saving, also for the CLI. */
@@ -142,7 +157,10 @@ Entry *entry_new(Announcement *a);
 void entry_free(Entry *e);
 json_t *entry_jobs_to_json(const Entry *e);
 int entry_load_dir(const char *dir, Entry **ret);
-/* Every entry in STATE/queue (and STATE/done when `done`), sorted by id; for the CLI. */
+/* Every unfinished entry (and the finished ones when `done`), sorted by id; for the CLI. */
 int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n);
-/* Path of the original file or folder: DIR/original-NAME (layout 1: DIR/original/NAME). */
+/* One entry by id, unfinished or finished; -ENOENT when the state has none.  For the CLI. */
+int queue_load_any(const char *state_dir, const char *id, Entry **ret);
+/* Path of the original file or folder: STATE/originals/ID+NAME (layout 2: DIR/original-NAME,
+ * layout 1: DIR/original/NAME). */
 char *entry_original_path(const Entry *e);

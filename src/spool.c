@@ -247,6 +247,11 @@ static int spool_take(Spool *s, const char *name, Taken *taken) {
         if (r >= 0) {
                 Known k = spool_check_known(s, path, a, &e);
                 if (k == KNOWN_LEFTOVER) {
+                        r = queue_restore_original(m->queue, a, path);
+                        if (r < 0) { /* kept in incoming/: the caller says so and looks again */
+                                announcement_free(a);
+                                return r;
+                        }
                         log_full(LOG_INFO, 0, a->id, NULL, "%s was taken before a restart; removing the leftover",
                                  name);
                         (void) remove_tree(path);

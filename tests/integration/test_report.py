@@ -9,7 +9,7 @@ checked: the CSV with Python's csv module, the HTML as text and in headless Chro
 to PDF), what lies outside the period left out, the hostile title escaped, bad arguments refused with 64.
 
 The core keeps no tower records of its own: a tower job's note says which villages played.  A tower job
-is therefore added to the state as prakatd writes one (STATE/done/ID/jobs.json, with a note in the
+is therefore added to the state as prakatd writes one (STATE/done/ID.json, with a note in the
 format of channels/tower/README.md), so the per-village counts are checked without a broker.
 """
 
@@ -66,11 +66,8 @@ def parse_csv(data):
 
 
 def add_tower_entry(state, like_id):
-    """A finished announcement with a tower job, written the way prakatd writes state/done/ID."""
-    src = os.path.join(state, "done", like_id)
-    dst = os.path.join(state, "done", TOWER_ID)
-    os.makedirs(dst)
-    with open(os.path.join(src, "announcement.json"), encoding="utf-8") as f:
+    """A finished announcement with a tower job, written the way prakatd writes state/done/ID.json."""
+    with open(os.path.join(state, "done", like_id + ".json"), encoding="utf-8") as f:
         a = json.load(f)
     a.update(id=TOWER_ID, title="ประกาศงดจ่ายน้ำประปาชั่วคราว หมู่ 1-5", received="2025-09-29T04:00:00Z",
              publish_at="2025-09-29T04:00:00Z", channels=["tower"], attachments=[])
@@ -78,10 +75,9 @@ def add_tower_entry(state, like_id):
            "first_try": "2025-09-29T04:00:01Z", "last_try": "2025-09-30T00:05:00Z", "next_try": None,
            "finished": "2025-09-30T00:05:00Z", "message": TOWER_NOTE, "message_th": TOWER_NOTE_TH,
            "link": None, "remote_id": None, "attachment_urls": []}
-    jobs = {"version": 1, "held": False, "target": None, "source_ino": 0, "source_mtime": 0, "jobs": [job]}
-    for name, obj in (("announcement.json", a), ("jobs.json", jobs)):
-        with open(os.path.join(dst, name), "w", encoding="utf-8") as f:
-            json.dump(obj, f, ensure_ascii=False, indent=1)
+    a["jobs"] = {"version": 1, "held": False, "target": None, "source_ino": 0, "source_mtime": 0, "jobs": [job]}
+    with open(os.path.join(state, "done", TOWER_ID + ".json"), "w", encoding="utf-8") as f:
+        json.dump(a, f, ensure_ascii=False, indent=1)
 
 
 def main():

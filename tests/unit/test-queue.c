@@ -77,28 +77,67 @@ static bool exists(const char *dir, const char *name) {
         return r;
 }
 
-static void intake_writes_layout_2(void **unused) {
+/* Segments in STATE/journal. */
+static size_t count_segments(void) {
+        char *dir = path_join(state, "journal");
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        size_t n = 0;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                n += strstr(de->d_name, ".jsonl") != NULL;
+        closedir(d);
+        free(dir);
+        return n;
+}
+
+/* The newest segment's path. */
+static char *last_segment(void) {
+        char *dir = path_join(state, "journal"), *last = NULL;
+        DIR *d = opendir(dir);
+        struct dirent *de;
+
+        assert_non_null(d);
+        while ((de = readdir(d)))
+                if (strstr(de->d_name, ".jsonl") && (!last || strcmp(de->d_name, last) > 0)) {
+                        free(last);
+                        last = xstrdup(de->d_name);
+                }
+        closedir(d);
+        assert_non_null(last);
+        char *p = path_join(dir, last);
+        free(last);
+        free(dir);
+        return p;
+}
+
+static void intake_writes_layout_3(void **unused) {
         Queue *q;
-        char *source, *id, *orig, *data = NULL;
+        char *source, *id, *orig, *data = NULL, *originals;
         size_t size;
         struct stat st;
         Entry *e;
 
+        remove_tree(state);
         assert_int_equal(queue_open(state, &q), 0);
         e = new_entry("ประชุม.txt", TEXT, &source);
         id = xstrdup(e->announcement->id);
         assert_int_equal(queue_stage_intake(q, e, source), 0);
         assert_true(queue_id_exists(q, id));   /* staged: its id is taken ... */
         assert_null(queue_find(q, id));        /* ... but it is not in the queue yet */
+        assert_int_equal(count_segments(), 0); /* ... nor in the journal */
         assert_int_equal(queue_commit_intake(q), 0);
         assert_ptr_equal(queue_find(q, id), e);
+        assert_int_equal(e->layout, 3);
 
-        /* One folder, the announcement with its jobs, the original beside it: no jobs.json, no original/. */
-        assert_true(exists(e->dir, "announcement.json"));
-        assert_false(exists(e->dir, "jobs.json"));
-        assert_false(exists(e->dir, "original"));
+        /* No folder of its own: one journal segment, and the original in originals/ID+NAME. */
+        assert_int_equal(count_segments(), 1);
+        assert_false(exists(state, "queue/ประชุม.txt"));
         orig = entry_original_path(e);
-        assert_non_null(strstr(orig, "/original-ประชุม.txt"));
+        originals = path_join(state, "originals");
+        assert_true(strncmp(orig, originals, strlen(originals)) == 0);
+        assert_non_null(strstr(orig, "+ประชุม.txt"));
         assert_int_equal(read_file(orig, 1 << 20, &data, &size), 0);
         assert_int_equal(size, strlen(TEXT));
         assert_memory_equal(data, TEXT, size);
@@ -106,6 +145,7 @@ static void intake_writes_layout_2(void **unused) {
         assert_int_equal(st.st_mode & 07777, 0644);
         free(data);
         free(orig);
+        free(originals);
         queue_free(q);
 
         /* Read again: the jobs as intake wrote them. */
@@ -115,13 +155,14 @@ static void intake_writes_layout_2(void **unused) {
         assert_int_equal(e->n_jobs, 2);
         assert_string_equal(e->jobs[1].channel, "line");
         assert_int_equal(e->jobs[0].state, JOB_SCHEDULED);
+        assert_int_equal(count_segments(), 1); /* compacted at open: one segment of what is left */
 
-        /* A change goes to jobs.json, which wins over the jobs in announcement.json from then on. */
+        /* A change is one more segment, whose line wins. */
         e->jobs[0].state = JOB_DONE;
         e->jobs[0].link = xstrdup("https://example.go.th/a/x.html");
         queue_mark_dirty(q, e);
         assert_int_equal(queue_flush(q), 0);
-        assert_true(exists(e->dir, "jobs.json"));
+        assert_int_equal(count_segments(), 2);
         queue_free(q);
         assert_int_equal(queue_open(state, &q), 0);
         e = queue_find(q, id);
@@ -134,13 +175,15 @@ static void intake_writes_layout_2(void **unused) {
         free(id);
 }
 
-/* The first jobs.json is written in place: cut off by a crash, it reads as not written; later ones replace it. */
-static void first_jobs_file_cut_off(void **unused) {
-        char *source, *id, *jp, *data = NULL;
+/* A segment is written in place: a line cut off by a crash reads as not written, and so does the rest of
+ * its segment; the state before it holds. */
+static void journal_line_cut_off(void **unused) {
+        char *source, *id, *seg, *data = NULL;
         size_t size;
         Queue *q;
         Entry *e;
 
+        remove_tree(state);
         assert_int_equal(queue_open(state, &q), 0);
         e = new_entry("ตัด.txt", "หัวข้อ: ตัดกลางคัน\n\nไฟล์สถานะถูกตัด\n", &source);
         id = xstrdup(e->announcement->id);
@@ -149,10 +192,10 @@ static void first_jobs_file_cut_off(void **unused) {
         e->jobs[0].state = JOB_DONE;
         queue_mark_dirty(q, e);
         assert_int_equal(queue_flush(q), 0);
-        jp = path_join(e->dir, "jobs.json");
-        assert_int_equal(read_file(jp, 1 << 20, &data, &size), 0);
+        seg = last_segment();
+        assert_int_equal(read_file(seg, 1 << 20, &data, &size), 0);
         assert_true(size > 20);
-        assert_int_equal(truncate(jp, (off_t) size / 2), 0);
+        assert_int_equal(truncate(seg, (off_t) size / 2), 0);
         free(data);
         queue_free(q);
 
@@ -160,7 +203,6 @@ static void first_jobs_file_cut_off(void **unused) {
         e = queue_find(q, id);
         assert_non_null(e);
         assert_int_equal(e->jobs[0].state, JOB_SCHEDULED); /* as intake wrote it */
-        assert_true(e->jobs_saved);                        /* the file is there: replaced whole next time */
         e->jobs[1].state = JOB_FAILED;
         queue_mark_dirty(q, e);
         assert_int_equal(queue_flush(q), 0);
@@ -171,8 +213,201 @@ static void first_jobs_file_cut_off(void **unused) {
         assert_int_equal(e->jobs[0].state, JOB_SCHEDULED);
         assert_int_equal(e->jobs[1].state, JOB_FAILED);
         queue_free(q);
-        free(jp);
+        free(seg);
         free(id);
+        free(source);
+}
+
+/* Finished: done/ID.json, and an empty journal.  A retry takes it back with the next generation, which
+ * outranks the done file across a restart; finished again, the done file says so. */
+static void retire_and_take_back(void **unused) {
+        char *source, *id, *done_file, *data = NULL;
+        size_t size;
+        int result;
+        Queue *q;
+        Entry *e, *back = NULL, **list = NULL;
+        size_t n = 0;
+
+        remove_tree(state);
+        assert_int_equal(queue_open(state, &q), 0);
+        e = new_entry("เสร็จ.txt", "หัวข้อ: เสร็จแล้ว\n\nส่งครบทุกช่องทาง\n", &source);
+        id = xstrdup(e->announcement->id);
+        done_file = xasprintf("%s/done/%s.json", state, id);
+        assert_int_equal(queue_stage_intake(q, e, source), 0);
+        assert_int_equal(queue_commit_intake(q), 0);
+        e->jobs[0].state = JOB_DONE;
+        e->jobs[1].state = JOB_FAILED;
+        queue_mark_dirty(q, e);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_retire(q, &e, 1, &result), 1);
+        assert_int_equal(result, 0);
+        assert_null(queue_find(q, id));
+        assert_true(queue_id_exists(q, id));
+        assert_int_equal(read_file(done_file, 1 << 20, &data, &size), 0);
+        assert_non_null(strstr(data, "\"state\": \"failed\""));
+        free(data);
+        assert_int_equal(count_segments(), 0); /* nothing unfinished: the journal is emptied */
+        queue_free(q);
+
+        /* Restart: not in the queue; listed among the finished; its original is still there. */
+        assert_int_equal(queue_open(state, &q), 0);
+        assert_int_equal(queue_size(q), 0);
+        assert_int_equal(queue_list_dir(state, true, &list, &n), 0);
+        assert_int_equal(n, 1);
+        char *orig = entry_original_path(list[0]);
+        assert_int_equal(access(orig, R_OK), 0);
+        free(orig);
+        entry_free(list[0]);
+        free(list);
+
+        /* A retry: back in the queue, generation 1, and so after a restart too. */
+        assert_int_equal(queue_load_done(q, id, &back), 0);
+        assert_int_equal(queue_reopen(q, back), 0);
+        e = queue_find(q, id);
+        assert_non_null(e);
+        assert_int_equal(e->generation, 1);
+        e->jobs[1].state = JOB_SCHEDULED;
+        assert_int_equal(queue_flush(q), 0);
+        queue_free(q);
+        assert_int_equal(queue_open(state, &q), 0);
+        e = queue_find(q, id);
+        assert_non_null(e);
+        assert_int_equal(e->jobs[1].state, JOB_SCHEDULED);
+        assert_int_equal(queue_list_dir(state, true, &list, &n), 0);
+        assert_int_equal(n, 1); /* once, as the journal has it */
+        assert_int_equal(list[0]->generation, 1);
+        assert_int_equal(list[0]->jobs[1].state, JOB_SCHEDULED);
+        entry_free(list[0]);
+        free(list);
+
+        /* Finished again. */
+        e->jobs[1].state = JOB_DONE;
+        queue_mark_dirty(q, e);
+        assert_int_equal(queue_flush(q), 0);
+        assert_int_equal(queue_retire(q, &e, 1, &result), 1);
+        queue_free(q);
+        assert_int_equal(queue_open(state, &q), 0);
+        assert_int_equal(queue_size(q), 0);
+        assert_int_equal(queue_load_any(state, id, &back), 0);
+        assert_int_equal(back->generation, 1);
+        assert_int_equal(back->jobs[1].state, JOB_DONE);
+        entry_free(back);
+        assert_int_equal(queue_load_any(state, "20261125-00000000", &back), -ENOENT);
+        queue_free(q);
+        free(done_file);
+        free(id);
+        free(source);
+}
+
+/* An intake cut off by a crash after it wrote the original: the original goes at the next start (the
+ * dropped file is still in incoming/), and the same file is taken in again without trouble. */
+static void orphan_original_removed(void **unused) {
+        char *source, *id, *orig;
+        Queue *q;
+        Entry *e;
+
+        remove_tree(state);
+        assert_int_equal(queue_open(state, &q), 0);
+        e = new_entry("ค้าง.txt", "หัวข้อ: ค้างอยู่\n\nเครื่องดับระหว่างรับเข้า\n", &source);
+        id = xstrdup(e->announcement->id);
+        assert_int_equal(queue_stage_intake(q, e, source), 0);
+        orig = entry_original_path(e);
+        assert_int_equal(access(orig, F_OK), 0);
+        queue_free(q); /* like a crash before the commit, except that queue_free() cleans up */
+        put_file(orig, "ครึ่งไฟล์");
+        assert_int_equal(queue_open(state, &q), 0);
+        assert_int_equal(access(orig, F_OK), -1);
+        assert_false(queue_id_exists(q, id));
+        e = new_entry("ค้าง.txt", "หัวข้อ: ค้างอยู่\n\nเครื่องดับระหว่างรับเข้า\n", &source);
+        assert_int_equal(queue_stage_intake(q, e, source), 0);
+        assert_int_equal(queue_commit_intake(q), 0);
+        assert_int_equal(access(orig, R_OK), 0);
+        queue_free(q);
+        free(orig);
+        free(id);
+        free(source);
+}
+
+/* A power cut between the journal and the removal of the dropped file can keep the journal's line and lose
+ * the copy: the file found again in incoming/ writes it again. */
+static void leftover_restores_the_original(void **unused) {
+        static const char text[] = "หัวข้อ: ไฟดับ\n\nสำเนาหายไปตอนไฟดับ\n";
+        char *source, *orig, *data = NULL;
+        ParseContext ctx = { .config = config };
+        ParseError err = { 0 };
+        Announcement *a = NULL;
+        size_t size;
+        Queue *q;
+        Entry *e;
+
+        remove_tree(state);
+        assert_int_equal(queue_open(state, &q), 0);
+        e = new_entry("ไฟดับ.txt", text, &source);
+        assert_int_equal(queue_stage_intake(q, e, source), 0);
+        assert_int_equal(queue_commit_intake(q), 0);
+        orig = entry_original_path(e);
+        assert_int_equal(truncate(orig, 0), 0);
+        assert_int_equal(thaidate_parse_utc("2026-11-25T03:00:00Z", &ctx.now), 0);
+        assert_int_equal(announcement_load(&ctx, source, "ไฟดับ.txt", &a, &err), 0);
+        assert_string_equal(a->id, e->announcement->id);
+        assert_int_equal(queue_restore_original(q, a, source), 0);
+        assert_int_equal(read_file(orig, 1 << 20, &data, &size), 0);
+        assert_int_equal(size, strlen(text));
+        assert_memory_equal(data, text, size);
+        announcement_free(a);
+        free(data);
+        free(orig);
+        free(source);
+        queue_free(q);
+}
+
+/* A layout-2 folder (an upgrade finds it): read as it is, its jobs.json written on change, retired as a
+ * folder into done/. */
+static void layout_2_is_still_read(void **unused) {
+        char *source, *dir, *p, *s, *orig;
+        Entry *e = new_entry("สอง.txt", "หัวข้อ: รุ่นสอง\n\nแบบเดิม\n", &source), *loaded;
+        json_t *o;
+        int result;
+        Queue *q;
+
+        remove_tree(state);
+        dir = xasprintf("%s/queue/%s", state, e->announcement->id);
+        assert_int_equal(mkdir_p(dir, 0750), 0);
+        p = xasprintf("%s/original-สอง.txt", dir);
+        put_file(p, "หัวข้อ: รุ่นสอง\n\nแบบเดิม\n");
+        free(p);
+        o = announcement_to_json(e->announcement);
+        json_object_set_new(o, "layout", json_integer(2));
+        json_object_set_new(o, "jobs", entry_jobs_to_json(e));
+        s = json_dumps(o, 0);
+        json_decref(o);
+        p = path_join(dir, "announcement.json");
+        put_file(p, s);
+        free(p);
+        free(s);
+
+        assert_int_equal(queue_open(state, &q), 0);
+        loaded = queue_find(q, e->announcement->id);
+        assert_non_null(loaded);
+        assert_int_equal(loaded->layout, 2);
+        orig = entry_original_path(loaded);
+        assert_non_null(strstr(orig, "/original-สอง.txt"));
+        assert_int_equal(access(orig, R_OK), 0);
+        free(orig);
+        loaded->jobs[0].state = loaded->jobs[1].state = JOB_DONE;
+        queue_mark_dirty(q, loaded);
+        assert_int_equal(queue_flush(q), 0);
+        assert_true(exists(dir, "jobs.json"));
+        assert_int_equal(count_segments(), 0);
+        assert_int_equal(queue_retire(q, &loaded, 1, &result), 1);
+        assert_int_equal(result, 0);
+        p = xasprintf("%s/done/%s/jobs.json", state, e->announcement->id);
+        assert_int_equal(access(p, R_OK), 0);
+        free(p);
+        assert_true(queue_id_exists(q, e->announcement->id));
+        queue_free(q);
+        entry_free(e);
+        free(dir);
         free(source);
 }
 
@@ -183,6 +418,7 @@ static void layout_1_is_still_read(void **unused) {
         json_t *o;
         Queue *q;
 
+        remove_tree(state);
         dir = xasprintf("%s/queue/%s", state, e->announcement->id);
         odir = path_join(dir, "original");
         assert_int_equal(mkdir_p(odir, 0750), 0);
@@ -325,8 +561,12 @@ static void receipt_links_the_original(void **unused) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(intake_writes_layout_2),
-                cmocka_unit_test(first_jobs_file_cut_off),
+                cmocka_unit_test(intake_writes_layout_3),
+                cmocka_unit_test(journal_line_cut_off),
+                cmocka_unit_test(retire_and_take_back),
+                cmocka_unit_test(orphan_original_removed),
+                cmocka_unit_test(leftover_restores_the_original),
+                cmocka_unit_test(layout_2_is_still_read),
                 cmocka_unit_test(layout_1_is_still_read),
                 cmocka_unit_test(index_follows_intake_and_retirement),
                 cmocka_unit_test(receipt_links_the_original),

@@ -1040,8 +1040,8 @@ static void test_fresh_and_cached(void **state) {
         assert_out_contains(f, "a/20261126-f001.html", "ประกาศรับสมัครอาสาสมัคร");
         assert_out_lacks(f, "a/20261126-f001.html", "ครึ่งหน้า");
         Website *w = f->instance;
-        assert_true(known_may_have(w, "20261126-f001"));
-        assert_false(known_may_have(w, "20261126-f999")); /* one id: 4 bits of 2^19 cannot all be set */
+        assert_true(id_filter_may_have(&w->known, "20261126-f001"));
+        assert_false(id_filter_may_have(&w->known, "20261126-f999")); /* one id: 4 bits of 2^19 cannot all be set */
 
         /* The same id again with a new title: the cached record follows the file. */
         prakat_announcement b = announcement("20261126-f001", "ประกาศรับสมัครอาสาสมัคร (แก้ไขวันปิดรับ)", "รายละเอียด",
@@ -1063,7 +1063,7 @@ static void test_fresh_and_cached(void **state) {
         destroy(f);
         configure(f, NULL);
         w = f->instance;
-        assert_true(known_may_have(w, "20261126-f001"));
+        assert_true(id_filter_may_have(&w->known, "20261126-f001"));
         assert_null(record_cache_slot(w, "20261126-f001")->id); /* loading fills no cache */
         prakat_announcement c2 = announcement("20261126-f001", "ประกาศรับสมัครอาสาสมัคร (ฉบับที่ 3)", "รายละเอียด",
                                               "news", T0);
@@ -1262,7 +1262,7 @@ static void test_scale(void **state) {
         configure(f, NULL);
         struct mallinfo2 m1 = mallinfo2();
         size_t heap = m1.uordblks > m0.uordblks ? m1.uordblks - m0.uordblks : 0;
-        heap = heap > KNOWN_BITS / 8 ? heap - KNOWN_BITS / 8 : 0; /* the fixed Bloom filter of record ids */
+        heap = heap > ID_FILTER_BITS / 8 ? heap - ID_FILTER_BITS / 8 : 0; /* the fixed Bloom filter of record ids */
         size_t n_items = ((Website *) f->instance)->n_items;
         fprintf(stderr, "website: heap of an instance holding %zu items: %zu KiB (%zu bytes an item)\n", n_items,
                 heap / 1024, heap / n_items);
