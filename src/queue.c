@@ -587,21 +587,29 @@ static int journal_entries(const char *state_dir, Entry ***list, size_t *n, uint
 }
 
 /* Writes the records of n entries as the next segment, in place and not synced: the caller syncs the
- * filesystem before anything is done on the strength of them.  A segment that failed is removed. */
+ * filesystem before anything is done on the strength of them.  A segment that failed is removed.
+ * Written out every 64 KiB: a compaction of a thousand entries needs no buffer of their size. */
 static int journal_write(Queue *q, Entry *const *entries, size_t n) {
         _cleanup_free_ char *p = NULL;
+        _cleanup_close_ int fd = -1;
         StrBuf b = {};
-        int r;
+        int r = 0;
 
         if (n == 0)
                 return 0;
-        for (size_t i = 0; i < n; i++) {
+        p = segment_path(q->journal_dir, q->next_segment++);
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0)
+                return -errno;
+        for (size_t i = 0; i < n && r >= 0; i++) {
                 _cleanup_free_ char *line = json_text(entry_record(entries[i]), 0);
                 strbuf_append(&b, line);
                 strbuf_appendn(&b, "\n", 1);
+                if (b.len >= 64 * 1024 || i + 1 == n) {
+                        r = write_full(fd, b.data, b.len);
+                        b.len = 0;
+                }
         }
-        p = segment_path(q->journal_dir, q->next_segment++);
-        r = write_new_file(p, b.data, b.len, 0640);
         strbuf_free(&b);
         if (r < 0) {
                 (void) unlink(p);
