@@ -318,6 +318,7 @@ static void orphan_original_removed(void **unused) {
         assert_int_equal(queue_open(state, &q), 0);
         assert_int_equal(access(orig, F_OK), -1);
         assert_false(queue_id_exists(q, id));
+        free(source);
         e = new_entry("ค้าง.txt", "หัวข้อ: ค้างอยู่\n\nเครื่องดับระหว่างรับเข้า\n", &source);
         assert_int_equal(queue_stage_intake(q, e, source), 0);
         assert_int_equal(queue_commit_intake(q), 0);
