@@ -134,11 +134,17 @@ typedef struct prakat_http_header {
 } prakat_http_header;
 
 /*
- * A request with the header "Connection: close" goes out on a fresh HTTP/1.1 connection of its own
- * that is not reused: for calls that are not idempotent (a Facebook post), where libcurl's silent
- * re-send over a reused connection that died would publish twice.  Other requests share keep-alive
- * connections (at most 4 per host).
+ * Requests share keep-alive connections (at most 4 per host).  libcurl sends a request again by
+ * itself when the reused connection it went out on died before any byte of an answer -- for a call
+ * that is not idempotent (a Facebook post) that could publish twice.  A request with the header
+ * PRAKAT_HTTP_SEND_ONCE (any value; the core does not send it) is never sent again that way: once
+ * its body has left, a connection that dies ends the call with -ECONNRESET, and the plugin treats it
+ * like any answer lost on the way ("may have arrived").  It still uses keep-alive connections.  (A
+ * request with "Connection: close" goes out on a fresh HTTP/1.1 connection of its own, closed
+ * afterwards: the older way to the same end, kept for plugins that use it.)
  */
+#define PRAKAT_HTTP_SEND_ONCE "Prakat-Send-Once"
+
 typedef struct prakat_http_request {
         const char *method; /* "GET", "POST", "DELETE", ... */
         const char *url;

@@ -92,6 +92,7 @@ struct prakat_http_call {
         CURL *easy;
         struct curl_slist *request_headers;
         void *body;
+        size_t body_size;
         StrBuf response;
         size_t max_response;
         char *header_names[HTTP_MAX_HEADERS], *header_values[HTTP_MAX_HEADERS];
@@ -100,6 +101,7 @@ struct prakat_http_call {
         prakat_http_done_fn done;
         void *userdata;
         prakat_http_call *next, *prev;
+        size_t body_read;        /* a send-once body: bytes libcurl has taken (see on_once_read()) */
         TransferState *transfer; /* only for an upload: see "uploads" below */
         bool ftp;                /* an FTP(S) upload: see http_ftp_kick() */
 };
@@ -300,6 +302,7 @@ static int curl_code_to_errno(CURLcode code, bool too_big) {
         case CURLE_SEND_ERROR:
         case CURLE_GOT_NOTHING:
         case CURLE_PARTIAL_FILE:
+        case CURLE_SEND_FAIL_REWIND: /* a send-once request that libcurl wanted to send again */
                 return -ECONNRESET;
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CONNECT_ERROR:
@@ -408,6 +411,30 @@ static int http_call_start(HttpClient *c, prakat_http_call *call, prakat_http_ca
         return 0;
 }
 
+/*
+ * A send-once body is handed to libcurl piece by piece instead of as POSTFIELDS.  libcurl sends a
+ * request again by itself when a reused keep-alive connection died before any byte of an answer; to
+ * do that after body bytes went out it must rewind the body, and on_once_seek() refuses: the call
+ * then ends with CURLE_SEND_FAIL_REWIND (-ECONNRESET, "may have arrived") and the plugin decides, as
+ * for any dropped connection.  A connection that died before the body left is retried as before:
+ * nothing of that request was complete on the server.
+ */
+static size_t on_once_read(char *buffer, size_t size, size_t n, void *userdata) {
+        prakat_http_call *call = userdata;
+        size_t left = call->body_size - call->body_read, take = size * n < left ? size * n : left;
+
+        memcpy(buffer, (const char *) call->body + call->body_read, take);
+        call->body_read += take;
+        return take;
+}
+
+static int on_once_seek(void *userdata, curl_off_t offset, int origin) {
+        prakat_http_call *call = userdata;
+
+        /* Only the no-op of a body not yet started. */
+        return origin == SEEK_SET && offset == 0 && call->body_read == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
+}
+
 int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_http_done_fn done, void *userdata,
                         prakat_http_call **ret_call) {
         prakat_http_call *call;
@@ -419,9 +446,14 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
         if (!call)
                 return -ENOMEM;
         easy = call->easy;
-        bool own_connection = false;
+        bool own_connection = false, once = false;
         for (size_t i = 0; i < req->n_headers; i++) {
-                _cleanup_free_ char *h = xasprintf("%s: %s", req->headers[i].name, req->headers[i].value);
+                _cleanup_free_ char *h = NULL;
+                if (strcasecmp(req->headers[i].name, PRAKAT_HTTP_SEND_ONCE) == 0) {
+                        once = true; /* for the core only: not sent */
+                        continue;
+                }
+                h = xasprintf("%s: %s", req->headers[i].name, req->headers[i].value);
                 call->request_headers = curl.slist_append(call->request_headers, h);
                 own_connection = own_connection || (strcasecmp(req->headers[i].name, "Connection") == 0 &&
                                                     strcasecmp(req->headers[i].value, "close") == 0);
@@ -457,8 +489,16 @@ int http_client_request(HttpClient *c, const prakat_http_request *req, prakat_ht
                 curl.easy_setopt(easy, CURLOPT_NOBODY, 1L);
         if (req->body) {
                 call->body = xmalloc(req->body_size);
+                call->body_size = req->body_size;
                 memcpy(call->body, req->body, req->body_size);
-                curl.easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
+                if (once) {
+                        curl.easy_setopt(easy, CURLOPT_POST, 1L);
+                        curl.easy_setopt(easy, CURLOPT_READFUNCTION, on_once_read);
+                        curl.easy_setopt(easy, CURLOPT_READDATA, call);
+                        curl.easy_setopt(easy, CURLOPT_SEEKFUNCTION, on_once_seek);
+                        curl.easy_setopt(easy, CURLOPT_SEEKDATA, call);
+                } else
+                        curl.easy_setopt(easy, CURLOPT_POSTFIELDS, call->body);
                 curl.easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_size);
         }
         return http_call_start(c, call, ret_call);

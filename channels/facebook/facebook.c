@@ -433,7 +433,7 @@ typedef struct Request {
         size_t body_size;
         char content_type[96];
         size_t max_response;
-        bool own_connection; /* creates something: never on a reused connection (see fb_send) */
+        bool send_once; /* creates something: never sent again by the transport (see fb_send) */
 } Request;
 
 static void request_done(Request *r) {
@@ -541,7 +541,7 @@ static int build_request(Task *t, Request *req) {
         case STEP_RECONCILE:
                 return build_reconcile(t, req);
         case STEP_CREATE:
-                req->own_connection = true;
+                req->send_once = true;
                 return build_create(t, req);
         case STEP_EDIT:
                 req->method = "POST";
@@ -552,7 +552,7 @@ static int build_request(Task *t, Request *req) {
                 return req->url && req->body ? 0 : -ENOMEM;
         case STEP_UPLOAD: {
                 req->method = "POST";
-                req->own_connection = true;
+                req->send_once = true;
                 plugin_buf_printf(&path, "%s/photos", fb->page_id);
                 char *p = plugin_buf_steal(&path, NULL);
                 req->url = p ? fb_url(fb, p, NULL) : NULL;
@@ -572,12 +572,12 @@ static int build_request(Task *t, Request *req) {
 /*
  * Sends `req` with the token in the Authorization header (never in the URL).
  *
- * A request that creates something (a post, a photo) carries "Connection: close", which makes the
- * core send it on a fresh HTTP/1.1 connection of its own.  libcurl silently sends a request again
- * when it went out on a reused keep-alive connection that died before any byte of an answer came
- * back -- exactly the "accepted, then dropped" case, where Facebook has made the post; a POST
- * repeated behind our back is a second post that no reconciliation can undo.  Reads, edits and
- * deletes are harmless to repeat and share keep-alive connections.
+ * A request that creates something (a post, a photo) is marked PRAKAT_HTTP_SEND_ONCE.  libcurl
+ * silently sends a request again when it went out on a reused keep-alive connection that died before
+ * any byte of an answer came back -- exactly the "accepted, then dropped" case, where Facebook has
+ * made the post; a POST repeated behind our back would be a second post that no reconciliation can
+ * undo.  Marked, it ends as a dropped connection instead (-ECONNRESET: unclear, so the Page is read
+ * before anything is posted again).  Every request shares the keep-alive connections.
  */
 static int fb_send(Facebook *fb, const Request *req, prakat_http_done_fn done, void *userdata,
                    prakat_http_call **ret_call) {
@@ -591,8 +591,8 @@ static int fb_send(Facebook *fb, const Request *req, prakat_http_done_fn done, v
                 { "Accept", "application/json" },
         };
         size_t n = 2;
-        if (req->own_connection)
-                headers[n++] = (prakat_http_header) { "Connection", "close" };
+        if (req->send_once)
+                headers[n++] = (prakat_http_header) { PRAKAT_HTTP_SEND_ONCE, "yes" };
         if (req->body)
                 headers[n++] = (prakat_http_header) { "Content-Type", req->content_type };
         prakat_http_request request = {

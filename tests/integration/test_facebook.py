@@ -290,6 +290,29 @@ def main_cases():
            fault_case("fb-f500c1", "500_after_create", found, code=1))
     S.case("accepted, then the connection dropped: reconciled, one post",
            fault_case("fb-fdrop", "drop_after_accept", found))
+    def drop_on_reused_connection():
+        # libcurl sends a request again by itself when the reused connection it went out on dies before
+        # any answer; for a post that is a second post.  Posts share keep-alive connections, so the
+        # drop must come on one that carried an earlier call, and the post must not be repeated.
+        add_fault(f, "drop_after_accept")
+        name = f.drop("fb-freuse", "ประกาศทดสอบการเชื่อมต่อที่ใช้ซ้ำ", "เนื้อหาสำหรับการเชื่อมต่อซ้ำ")
+        text, _ = check_done(f, name, "fb-freuse")
+        log = f.fake.request_log()
+        fired = [r for r in log if r["fault"] == "drop_after_accept" and "fb-freuse" in r["body"]]
+        check(fired, "the fault never fired")
+        conn = fired[-1]["connection"]
+        earlier = [r for r in log if r["connection"] == conn and r["seq"] < fired[-1]["seq"]]
+        check(earlier, "the dropped post went out on a new connection; the case needs a reused one")
+        feed_posts = [r for r in log if r["method"] == "POST" and r["path"].split("?")[0].endswith("/feed")
+                      and "fb-freuse" in r["body"]]
+        check(len(f.all_posts_of("fb-freuse")) == 1, "%d posts were made" % len(f.all_posts_of("fb-freuse")))
+        check(len(feed_posts) == 1, "the post was sent %d times; the transport repeated it" % len(feed_posts))
+        check(found in fb_section(text), "the receipt does not say it was reconciled:\n%s" % fb_section(text))
+        stats = f.fake.stats()
+        check(stats["api_connections"] < len([r for r in log if r["path"].startswith("/v")]),
+              "no connection carried more than one call: %r" % stats)
+    S.case("accepted on a reused connection, then dropped: not sent again by the transport, one post",
+           drop_on_reused_connection)
     S.case("timeout after the post was made: reconciled, one post",
            fault_case("fb-ftimeout-after", "timeout_after_create", found, seconds=5))
     S.case("timeout before anything was made: checked, posted once",
