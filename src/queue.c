@@ -481,6 +481,25 @@ static char *segment_path(const char *journal_dir, uint64_t k) {
         return xasprintf("%s/%016llx" SEGMENT_SUFFIX, journal_dir, (unsigned long long) k);
 }
 
+/* One line into `latest`: a whole entry replaces what was there; a line of "jobs_only" replaces the jobs
+ * (and generation) of the whole entry an earlier line gave.  Takes o. */
+static void journal_take_line(json_t *latest, json_t *o) {
+        const char *id = json_string_value(json_object_get(o, "id"));
+        json_t *whole;
+
+        if (!json_is_true(json_object_get(o, "jobs_only"))) {
+                json_object_set_new(latest, id, o);
+                return;
+        }
+        whole = json_object_get(latest, id);
+        if (whole) { /* always, but for a journal edited by hand: an update of nothing is dropped */
+                json_object_set(whole, "jobs", json_object_get(o, "jobs"));
+                if (json_object_get(o, "generation"))
+                        json_object_set(whole, "generation", json_object_get(o, "generation"));
+        }
+        json_decref(o);
+}
+
 /*
  * Reads every segment, oldest first, into `latest` (id → the last record of it).  A segment is
  * written in place and synced before anything is done on the strength of it, so a line that does not
@@ -525,7 +544,7 @@ static int journal_read(const char *journal_dir, json_t **ret_latest, uint64_t *
                                         json_decref(o);
                                         break;
                                 }
-                                json_object_set_new(latest, json_string_value(json_object_get(o, "id")), o);
+                                journal_take_line(latest, o);
                                 at = (size_t) (nl - data) + 1;
                         }
                 }
@@ -575,6 +594,7 @@ static int journal_entries(const char *state_dir, Entry ***list, size_t *n, uint
                         log_warning("%s: the journal's record of %s cannot be read, skipping it.", journal_dir, id);
                         continue;
                 }
+                e->journaled = true;
                 *list = xrealloc(*list, (*n + 1) * sizeof(Entry *));
                 (*list)[(*n)++] = e;
         }
@@ -588,8 +608,10 @@ static int journal_entries(const char *state_dir, Entry ***list, size_t *n, uint
 
 /* Writes the records of n entries as the next segment, in place and not synced: the caller syncs the
  * filesystem before anything is done on the strength of them.  A segment that failed is removed.
- * Written out every 64 KiB: a compaction of a thousand entries needs no buffer of their size. */
-static int journal_write(Queue *q, Entry *const *entries, size_t n) {
+ * An entry the journal holds whole already gets a line of its jobs only, unless `whole` (a compaction:
+ * the older lines are about to go).  Written out every 64 KiB: a compaction of a thousand entries needs
+ * no buffer of their size. */
+static int journal_write(Queue *q, Entry *const *entries, size_t n, bool whole) {
         _cleanup_free_ char *p = NULL;
         _cleanup_close_ int fd = -1;
         StrBuf b = {};
@@ -602,7 +624,18 @@ static int journal_write(Queue *q, Entry *const *entries, size_t n) {
         if (fd < 0)
                 return -errno;
         for (size_t i = 0; i < n && r >= 0; i++) {
-                _cleanup_free_ char *line = json_text(entry_record(entries[i]), 0);
+                const Entry *e = entries[i];
+                json_t *o;
+
+                if (whole || !e->journaled)
+                        o = entry_record(e);
+                else {
+                        o = json_pack("{s:s, s:b}", "id", e->announcement->id, "jobs_only", 1);
+                        if (e->generation > 0)
+                                json_object_set_new(o, "generation", json_integer(e->generation));
+                        json_object_set_new(o, "jobs", entry_jobs_to_json(e));
+                }
+                _cleanup_free_ char *line = json_text(o, 0);
                 strbuf_append(&b, line);
                 strbuf_appendn(&b, "\n", 1);
                 if (b.len >= 64 * 1024 || i + 1 == n) {
@@ -615,6 +648,8 @@ static int journal_write(Queue *q, Entry *const *entries, size_t n) {
                 (void) unlink(p);
                 return r;
         }
+        for (size_t i = 0; i < n; i++)
+                entries[i]->journaled = true;
         q->n_segments++;
         return 0;
 }
@@ -800,7 +835,7 @@ static int queue_compact(Queue *q, bool force) {
                 return 0;
         first_kept = q->next_segment;
         if (n_live > 0) {
-                r = journal_write(q, live, n_live);
+                r = journal_write(q, live, n_live, true);
                 if (r >= 0)
                         r = sync_filesystem(q->journal_dir);
                 if (r < 0)
@@ -1012,7 +1047,7 @@ int queue_commit_intake(Queue *q) {
                 return 0;
         /* One segment for the batch, one syncfs() for it and every original: N fsync()s would each wait
          * for the disk. */
-        r = journal_write(q, q->staged, q->n_staged);
+        r = journal_write(q, q->staged, q->n_staged, true);
         if (r >= 0)
                 r = sync_filesystem(q->journal_dir);
         if (r < 0) {
@@ -1076,7 +1111,7 @@ int queue_flush(Queue *q) {
                                                      : write_batch_add(b, p, s, strlen(s));
         }
         if (r >= 0)
-                r = journal_write(q, journal, n_journal);
+                r = journal_write(q, journal, n_journal, false);
         if (r >= 0 && n_journal > 0)
                 r = sync_filesystem(q->journal_dir);
         if (r >= 0)

@@ -2,12 +2,14 @@
 /*
  * queue: the durable state of every announcement (DESIGN §4).  Layout 3, what prakatd writes:
  *
- *   STATE/journal/NNNNNNNNNNNNNNNN.jsonl   segments of the journal: one line per entry saved, the whole
- *                                          entry (announcement, jobs, approval) as compact JSON.  Each
- *                                          flush of the job states, and each intake batch, writes one
- *                                          new segment and syncs it before anything is done on its
- *                                          strength; the last line of an id is its state.  A line cut
- *                                          off by a crash does not parse and ends its segment.
+ *   STATE/journal/NNNNNNNNNNNNNNNN.jsonl   segments of the journal: one line per entry saved, as
+ *                                          compact JSON: the whole entry (announcement, jobs, approval)
+ *                                          the first time, then its jobs only ("jobs_only": true; the
+ *                                          announcement never changes after intake).  Each flush of the
+ *                                          job states, and each intake batch, writes one new segment and
+ *                                          syncs it before anything is done on its strength; the last
+ *                                          line of an id is its state.  A line cut off by a crash does
+ *                                          not parse and ends its segment.
  *   STATE/originals/ID+NAME                the file or folder as staff dropped it (kept for good: the
  *                                          receipt links it, the digest reads its pictures)
  *   STATE/done/ID.json                     a finished entry, the same object indented, written when
@@ -95,6 +97,7 @@ struct Entry {
         char *dir; /* layouts 1 and 2: STATE/queue/ID (or done/ID); layout 3: STATE/originals */
         unsigned layout; /* 1 (original/NAME, jobs.json from intake on), 2 (original-NAME), 3 (see above) */
         unsigned generation; /* layout 3: how often a retry took it back from done/ */
+        bool journaled;      /* layout 3: the journal holds it whole; a change needs a line of its jobs only */
         bool jobs_saved; /* layouts 1 and 2: dir has a jobs.json (layout 2: its first one is written in place) */
 };
 

@@ -41,6 +41,7 @@ typedef struct FakeCall {
         char *body;
         char *authorization;
         char *connection;
+        bool send_once;       /* marked PRAKAT_HTTP_SEND_ONCE: the transport must never send it again */
         bool pending_present; /* pending/<id> existed when the request left */
         prakat_http_done_fn done;
         void *userdata;
@@ -65,6 +66,8 @@ static int fake_http_request(const prakat_host *host, const prakat_http_request 
                         c->authorization = strdup(req->headers[i].value);
                 if (strcasecmp(req->headers[i].name, "Connection") == 0)
                         c->connection = strdup(req->headers[i].value);
+                if (strcasecmp(req->headers[i].name, PRAKAT_HTTP_SEND_ONCE) == 0)
+                        c->send_once = true;
         }
         if (pending_watch) {
                 char path[256];
@@ -516,7 +519,8 @@ static void test_plain_post(void **state) {
         assert_string_equal(c->url, "http://127.0.0.1:9/v24.0/123456789/feed");
         assert_null(strstr(c->url, TOKEN));
         assert_string_equal(c->authorization, "Bearer " TOKEN);
-        assert_string_equal(c->connection, "close");
+        assert_true(c->send_once);   /* a post: never repeated by the transport ... */
+        assert_null(c->connection); /* ... and still on a keep-alive connection */
         assert_true(c->pending_present); /* written before the request left */
         assert_non_null(strstr(c->body, "link=https%3A%2F%2Fbokaeo.go.th%2Fnews%2Fa%2Fp1.html"));
         answer(c, (Answer) { .status = 200, .body = "{\"id\":\"123456789_77\"}" });
@@ -582,6 +586,7 @@ static void test_ambiguous_then_found(void **state) {
         fake_host_advance(&f->fake, RECONCILE_DELAY);
         FakeCall *c = next_call();
         assert_string_equal(c->method, "GET");
+        assert_false(c->send_once); /* a read may be repeated */
         assert_non_null(strstr(c->url, "/123456789/published_posts?fields=id%2Cmessage"));
         char *msg = graph_compose_message("ประกาศทดสอบ", "เนื้อหา", url, "amb");
         char *body = list_body("123456789_42", msg);

@@ -163,6 +163,15 @@ static void intake_writes_layout_3(void **unused) {
         queue_mark_dirty(q, e);
         assert_int_equal(queue_flush(q), 0);
         assert_int_equal(count_segments(), 2);
+        {       /* the journal has the announcement already: the new line carries the jobs only */
+                char *seg = last_segment(), *line = NULL;
+                size_t n;
+                assert_int_equal(read_file(seg, 1 << 20, &line, &n), 0);
+                assert_non_null(strstr(line, "\"jobs_only\":true"));
+                assert_null(strstr(line, "\"title\""));
+                free(line);
+                free(seg);
+        }
         queue_free(q);
         assert_int_equal(queue_open(state, &q), 0);
         e = queue_find(q, id);
