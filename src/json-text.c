@@ -74,6 +74,14 @@ static void put_real(StrBuf *b, double v) {
         strbuf_appendn(b, s, (size_t) n);
 }
 
+/* After a member of an object or array at `depth`: a comma and the next member's indent, or the indent
+ * of the closing bracket after the last one. */
+static void put_after_member(StrBuf *b, unsigned indent, unsigned depth, bool more) {
+        if (more)
+                strbuf_appendn(b, ",", 1);
+        put_indent(b, indent, more ? depth + 1 : depth);
+}
+
 static void put_value(StrBuf *b, const json_t *o, unsigned indent, unsigned depth) {
         char s[32];
 
@@ -94,11 +102,7 @@ static void put_value(StrBuf *b, const json_t *o, unsigned indent, unsigned dept
                         strbuf_appendn(b, indent ? ": " : ":", indent ? 2 : 1);
                         put_value(b, json_object_iter_value(iter), indent, depth + 1);
                         iter = json_object_iter_next((json_t *) o, iter);
-                        if (iter) {
-                                strbuf_appendn(b, ",", 1);
-                                put_indent(b, indent, depth + 1);
-                        } else
-                                put_indent(b, indent, depth);
+                        put_after_member(b, indent, depth, iter != NULL);
                 }
                 strbuf_appendn(b, "}", 1);
                 return;
@@ -114,11 +118,7 @@ static void put_value(StrBuf *b, const json_t *o, unsigned indent, unsigned dept
                 put_indent(b, indent, depth + 1);
                 for (size_t i = 0; i < n; i++) {
                         put_value(b, json_array_get(o, i), indent, depth + 1);
-                        if (i + 1 < n) {
-                                strbuf_appendn(b, ",", 1);
-                                put_indent(b, indent, depth + 1);
-                        } else
-                                put_indent(b, indent, depth);
+                        put_after_member(b, indent, depth, i + 1 < n);
                 }
                 strbuf_appendn(b, "]", 1);
                 return;
