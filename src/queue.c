@@ -559,6 +559,11 @@ static int journal_read(const char *journal_dir, json_t **ret_latest, uint64_t *
         }
 }
 
+static void list_add(Entry ***list, size_t *n, Entry *e) {
+        *list = xrealloc(*list, (*n + 1) * sizeof(Entry *));
+        (*list)[(*n)++] = e;
+}
+
 /* A layout-3 entry's record in done/: "ID.json". */
 static char *done_file_path(const char *done_dir, const char *id) {
         return xasprintf("%s/%s.json", done_dir, id);
@@ -595,8 +600,7 @@ static int journal_entries(const char *state_dir, Entry ***list, size_t *n, uint
                         continue;
                 }
                 e->journaled = true;
-                *list = xrealloc(*list, (*n + 1) * sizeof(Entry *));
-                (*list)[(*n)++] = e;
+                list_add(list, n, e);
         }
         json_decref(latest);
         if (ret_next)
@@ -670,11 +674,6 @@ static int compare_entry_received(const void *a, const void *b) {
         return strcmp(x->announcement->id, y->announcement->id);
 }
 
-static void list_add(Entry ***list, size_t *n, Entry *e) {
-        *list = xrealloc(*list, (*n + 1) * sizeof(Entry *));
-        (*list)[(*n)++] = e;
-}
-
 /* The entries of one folder: layout 1/2 entry folders, and (in done/) layout 3's ID.json files. */
 static int list_folder(const char *dir, const char *originals_dir, Entry ***list, size_t *n) {
         _cleanup_(closedirp) DIR *d = opendir(dir);
@@ -743,15 +742,23 @@ int queue_list_dir(const char *state_dir, bool done, Entry ***ret, size_t *ret_n
         return 0;
 }
 
+/* Whether a load succeeded; a failure other than "not there" is kept in *error (the first one). */
+static bool found_or_note(int r, int *error) {
+        if (r < 0 && r != -ENOENT && *error == -ENOENT)
+                *error = r;
+        return r >= 0;
+}
+
 int queue_load_any(const char *state_dir, const char *id, Entry **ret) {
+        _cleanup_free_ char *done_dir = path_join(state_dir, "done"), *originals_dir = path_join(state_dir, "originals"),
+                            *done_file = done_file_path(done_dir, id), *done_folder = path_join(done_dir, id),
+                            *queue_folder = xasprintf("%s/queue/%s", state_dir, id);
         Entry **list = NULL;
         size_t n = 0;
-        int r;
+        int r, error = -ENOENT;
 
-        /* Simple rather than quick: the CLI's show and validate, once. */
-        r = queue_list_dir(state_dir, true, &list, &n);
-        if (r < 0)
-                return r;
+        /* Unfinished: in the journal (which holds only those, and says which ones a retry took back). */
+        r = journal_entries(state_dir, &list, &n, NULL, NULL);
         *ret = NULL;
         for (size_t i = 0; i < n; i++)
                 if (!*ret && streq(list[i]->announcement->id, id))
@@ -759,7 +766,16 @@ int queue_load_any(const char *state_dir, const char *id, Entry **ret) {
                 else
                         entry_free(list[i]);
         free(list);
-        return *ret ? 0 : -ENOENT;
+        if (*ret)
+                return 0;
+        if (r < 0)
+                error = r;
+        /* Else an older version's folder in queue/, the done file, or an older version's folder in done/. */
+        if (found_or_note(entry_load_dir(queue_folder, ret), &error) ||
+            found_or_note(entry_load_done_file(done_file, originals_dir, ret), &error) ||
+            found_or_note(entry_load_dir(done_folder, ret), &error))
+                return 0;
+        return error; /* -ENOENT only if nothing was there that could not be read */
 }
 
 /* Adds the name of everything in dir to q->known (done/ID.json as ID). */
