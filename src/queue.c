@@ -1180,7 +1180,6 @@ static int retire_folder(Queue *q, Entry *e) {
 
 size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results) {
         size_t moved = 0;
-        bool folders = false;
         int r = 0;
 
         for (size_t i = 0; i < n; i++) {
@@ -1192,19 +1191,12 @@ size_t queue_retire(Queue *q, Entry *const *entries, size_t n, int *results) {
                         _cleanup_free_ char *p = done_file_path(q->done_dir, e->announcement->id),
                                             *s = json_text(entry_record(e), 1);
                         results[i] = write_new_file(p, s, strlen(s), 0640);
-                } else {
+                } else
                         results[i] = retire_folder(q, e);
-                        folders |= results[i] >= 0;
-                }
                 moved += results[i] >= 0;
         }
         if (moved > 0)
                 r = sync_filesystem(q->done_dir); /* the done files, and the renames of any folders */
-        if (r >= 0 && folders) {
-                r = fsync_path(q->done_dir);
-                if (r >= 0)
-                        r = fsync_path(q->queue_dir);
-        }
         for (size_t i = 0; i < n; i++)
                 if (results[i] >= 0) {
                         /* Written or moved: even if the sync failed, done/ is where it lives now. */
