@@ -70,6 +70,15 @@ static Entry *new_entry(const char *name, const char *text, char **ret_source) {
         return e;
 }
 
+/* A new entry from incoming/NAME, taken into q (staged and committed). */
+static Entry *take_in(Queue *q, const char *name, const char *text, char **ret_source) {
+        Entry *e = new_entry(name, text, ret_source);
+
+        assert_int_equal(queue_stage_intake(q, e, *ret_source), 0);
+        assert_int_equal(queue_commit_intake(q), 0);
+        return e;
+}
+
 static bool exists(const char *dir, const char *name) {
         char *p = path_join(dir, name);
         bool r = access(p, F_OK) == 0;
@@ -194,10 +203,8 @@ static void journal_line_cut_off(void **unused) {
 
         remove_tree(state);
         assert_int_equal(queue_open(state, &q), 0);
-        e = new_entry("ตัด.txt", "หัวข้อ: ตัดกลางคัน\n\nไฟล์สถานะถูกตัด\n", &source);
+        e = take_in(q, "ตัด.txt", "หัวข้อ: ตัดกลางคัน\n\nไฟล์สถานะถูกตัด\n", &source);
         id = xstrdup(e->announcement->id);
-        assert_int_equal(queue_stage_intake(q, e, source), 0);
-        assert_int_equal(queue_commit_intake(q), 0);
         e->jobs[0].state = JOB_DONE;
         queue_mark_dirty(q, e);
         assert_int_equal(queue_flush(q), 0);
@@ -239,11 +246,9 @@ static void retire_and_take_back(void **unused) {
 
         remove_tree(state);
         assert_int_equal(queue_open(state, &q), 0);
-        e = new_entry("เสร็จ.txt", "หัวข้อ: เสร็จแล้ว\n\nส่งครบทุกช่องทาง\n", &source);
+        e = take_in(q, "เสร็จ.txt", "หัวข้อ: เสร็จแล้ว\n\nส่งครบทุกช่องทาง\n", &source);
         id = xstrdup(e->announcement->id);
         done_file = xasprintf("%s/done/%s.json", state, id);
-        assert_int_equal(queue_stage_intake(q, e, source), 0);
-        assert_int_equal(queue_commit_intake(q), 0);
         e->jobs[0].state = JOB_DONE;
         e->jobs[1].state = JOB_FAILED;
         queue_mark_dirty(q, e);
@@ -328,9 +333,7 @@ static void orphan_original_removed(void **unused) {
         assert_int_equal(access(orig, F_OK), -1);
         assert_false(queue_id_exists(q, id));
         free(source);
-        e = new_entry("ค้าง.txt", "หัวข้อ: ค้างอยู่\n\nเครื่องดับระหว่างรับเข้า\n", &source);
-        assert_int_equal(queue_stage_intake(q, e, source), 0);
-        assert_int_equal(queue_commit_intake(q), 0);
+        take_in(q, "ค้าง.txt", "หัวข้อ: ค้างอยู่\n\nเครื่องดับระหว่างรับเข้า\n", &source);
         assert_int_equal(access(orig, R_OK), 0);
         queue_free(q);
         free(orig);
@@ -352,9 +355,7 @@ static void leftover_restores_the_original(void **unused) {
 
         remove_tree(state);
         assert_int_equal(queue_open(state, &q), 0);
-        e = new_entry("ไฟดับ.txt", text, &source);
-        assert_int_equal(queue_stage_intake(q, e, source), 0);
-        assert_int_equal(queue_commit_intake(q), 0);
+        e = take_in(q, "ไฟดับ.txt", text, &source);
         orig = entry_original_path(e);
         assert_int_equal(truncate(orig, 0), 0);
         assert_int_equal(thaidate_parse_utc("2026-11-25T03:00:00Z", &ctx.now), 0);
@@ -537,9 +538,7 @@ static void receipt_links_the_original(void **unused) {
         pub = xasprintf("%s/spool/published", tmpdir);
         assert_int_equal(mkdir_p(pub, 0755), 0);
         assert_int_equal(queue_open(state, &q), 0);
-        e = new_entry("ลิงก์.txt", TEXT, &source);
-        assert_int_equal(queue_stage_intake(q, e, source), 0);
-        assert_int_equal(queue_commit_intake(q), 0);
+        e = take_in(q, "ลิงก์.txt", TEXT, &source);
         e->jobs[0].state = e->jobs[1].state = JOB_DONE;
         assert_int_equal(receipt_publish(config, &e, 1, e->announcement->received, &result), 1);
         assert_int_equal(result, 0);
