@@ -68,10 +68,7 @@ typedef struct IdIndex {
 } IdIndex;
 
 static size_t id_hash(const char *id) {
-        uint64_t h = 1469598103934665603ULL;
-        for (; *id; id++)
-                h = (h ^ (unsigned char) *id) * 1099511628211ULL;
-        return (size_t) h;
+        return (size_t) hash_fnv1a(id, strlen(id), HASH_FNV1A_SEED);
 }
 
 static size_t id_index_slot(const IdIndex *x, const char *id) {
