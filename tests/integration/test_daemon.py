@@ -295,6 +295,13 @@ def cli():
         wait_for(lambda: any(e["title"] == "ประกาศรับสมัครงาน" for e in env.list_json(all=False)),
                  what="the future announcement in the queue")
         lid = [e["id"] for e in env.list_json(all=False) if e["title"] == "ประกาศรับสมัครงาน"][0]
+        # validate knows a Cancel's target whether it is finished (done/) or still waiting (the journal).
+        for target, want in ((sid, 0), (lid, 0), ("20991231-00000000", 65)):
+            c = os.path.join(env.tmp, "cancel-%s.txt" % target)
+            with open(c, "w", encoding="utf-8") as f:
+                f.write("ยกเลิก: %s\n\nประกาศผิดพลาด\n" % target)
+            rc, out, err = env.cli("validate", c)
+            check(rc == want, "validate of a Cancel of %s exited %d, expected %d: %s %s" % (target, rc, want, out, err))
         rc, out, err = env.cli("hold", lid)
         check(rc == 0 and "held" in out, "hold: %d %r %r" % (rc, out, err))
         wait_for(lambda: env.show_json(lid).get("held") is True, what="held saved in the state")
